@@ -1,0 +1,161 @@
+"""The inventory: everything the runner needs to know about the federation's machines.
+
+This module is the contract between the two halves of fedstack. The stack exports it as the
+output `inventory`; the runner reads it back (Automation API, `pulumi stack output`, or a file).
+It imports neither pulumi nor the runner, so both sides can depend on it and it can be checked
+on its own. The version field lets a runner refuse an inventory it does not understand instead
+of misreading it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+INVENTORY_VERSION = 1
+
+SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+#: what `featurecloud controller start` runs on a provisioned host; `{data_dir}`, `{port}` and
+#: `{name}` are filled in from the site's ControllerSpec by `ControllerSpec.render`.
+DEFAULT_START = (
+    "featurecloud controller start {name} --port {port} --data-dir {data_dir}"
+)
+DEFAULT_STOP = "featurecloud controller stop {name}"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SshAccess(Strict):
+    """How the runner reaches a host. Host keys are pinned: an unknown key is never accepted."""
+
+    address: str
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str
+    #: OpenSSH private key text, or None when `private_key_file` names a file on the runner's machine
+    private_key: SecretStr | None = None
+    private_key_file: str | None = None
+    #: OpenSSH public host keys, `"ssh-ed25519 AAAA..."`, at least one
+    host_keys: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> SshAccess:
+        if (self.private_key is None) == (self.private_key_file is None):
+            raise ValueError("give exactly one of private_key and private_key_file")
+        return self
+
+    @field_validator("host_keys")
+    @classmethod
+    def _openssh_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            parts = key.split()
+            if len(parts) < 2 or not (parts[0].startswith("ssh-") or parts[0].startswith("ecdsa-")):
+                raise ValueError(f"not an OpenSSH public host key: {key[:40]!r}")
+        return keys
+
+
+class ControllerSpec(Strict):
+    """How a site's FeatureCloud controller is started, stopped and found on its host."""
+
+    name: str = "fc-controller"
+    port: int = Field(default=8000, ge=1, le=65535)
+    #: absolute path on the host; the controller keeps uploads, results and site_info.json there
+    data_dir: str
+    start: str = DEFAULT_START
+    stop: str = DEFAULT_STOP
+
+    def render(self, template: str) -> str:
+        """Fill a start/stop template with this controller's name, port and data dir."""
+        return template.format(name=self.name, port=self.port, data_dir=self.data_dir)
+
+    @property
+    def start_command(self) -> str:
+        return self.render(self.start)
+
+    @property
+    def stop_command(self) -> str:
+        return self.render(self.stop)
+
+
+class SiteEntry(Strict):
+    name: str
+    #: the site's FeatureCloud user (an e-mail address)
+    fc_user: str
+    role: Literal["coordinator", "participant"]
+    #: `ssh`: a machine reached over SSH; `local`: a directory and processes on the runner's machine
+    transport: Literal["ssh", "local"] = "ssh"
+    ssh: SshAccess | None = None
+    #: fedstack's working directory on the host (absolute)
+    workdir: str
+    controller: ControllerSpec
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not SITE_NAME.match(name):
+            raise ValueError(
+                f"site name {name!r} must be lowercase letters, digits and '-', starting with a letter"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _transport_needs_access(self) -> SiteEntry:
+        if self.transport == "ssh" and self.ssh is None:
+            raise ValueError(f"site {self.name}: transport ssh needs an ssh block")
+        return self
+
+
+class Inventory(Strict):
+    version: int
+    stack: str
+    sites: list[SiteEntry] = Field(min_length=1)
+    #: FeatureCloud passwords by user, when the stack's secret config holds them
+    credentials: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != INVENTORY_VERSION:
+            raise ValueError(
+                f"inventory version {version} is not understood by this fedstack "
+                f"(it reads version {INVENTORY_VERSION}); upgrade fedstack or re-run pulumi up"
+            )
+        return version
+
+    @model_validator(mode="after")
+    def _sites_consistent(self) -> Inventory:
+        names = [s.name for s in self.sites]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"site names must be unique: {', '.join(dupes)} repeated")
+        coordinators = [s.name for s in self.sites if s.role == "coordinator"]
+        if len(coordinators) != 1:
+            raise ValueError(
+                f"exactly one site must coordinate, found {len(coordinators)}"
+                + (f" ({', '.join(coordinators)})" if coordinators else "")
+            )
+        return self
+
+    @property
+    def coordinator(self) -> SiteEntry:
+        return next(s for s in self.sites if s.role == "coordinator")
+
+    def site(self, name: str) -> SiteEntry:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def to_json_dict(self, reveal_secrets: bool = False) -> dict[str, object]:
+        """Plain JSON data; secrets are masked unless `reveal_secrets` (for a 0600 file only)."""
+        data = self.model_dump(mode="json")
+        if reveal_secrets:
+            for site, raw in zip(self.sites, data["sites"], strict=True):
+                if site.ssh is not None and site.ssh.private_key is not None:
+                    raw["ssh"]["private_key"] = site.ssh.private_key.get_secret_value()
+            data["credentials"] = {u: p.get_secret_value() for u, p in self.credentials.items()}
+        return data
