@@ -1,0 +1,329 @@
+"""The run's state on disk, so that a killed run resumes where it stopped.
+
+`<outdir>/<run-id>/state.json` is rewritten atomically (0600: it holds the single-use project
+tokens) after every step that changed something outside this process. A resume reloads it and
+refuses when the workflow or the inventory is no longer the one the run started with, because
+continuing a project with other data or other sites would give results nobody asked for. The
+project id is recorded the moment it exists, and the intent to create one before that, so a
+resume never creates a second project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FieldSerializationInfo,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+)
+
+from fedinfra.inventory import Inventory
+from runner.files import write_atomic
+
+STATE_VERSION = 1
+STATE_FILE = "state.json"
+
+#: `20261123-114501-ab12`: sorts by start time, readable, unique enough for one researcher
+RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
+
+PhaseState = Literal["pending", "running", "ok", "failed", "skipped"]
+
+#: the per-site phases in the order a run passes them; the report and progress view use it too
+SITE_PHASES: tuple[str, ...] = (
+    "connect",
+    "controller",
+    "join",
+    "upload",
+    "finalize",
+    "watch",
+    "collect",
+    "stop",
+)
+
+
+class CheckpointError(Exception):
+    """A state file that cannot be used; the message is one line for the CLI."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PhaseRecord(_Model):
+    state: PhaseState = "pending"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    message: str = ""
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class UploadedFile(_Model):
+    """One file a site's controller received; the sha256 lets a resume skip it safely."""
+
+    name: str
+    source: str
+    location: Literal["local", "host"]
+    size: int = Field(ge=0)
+    sha256: str | None = None  # None for host files: their bytes never reach the runner
+
+
+class CollectedFile(_Model):
+    kind: Literal["result", "log"]
+    run: int
+    step: int
+    #: relative to the run dir, POSIX separators
+    path: str
+    size: int = Field(ge=0)
+
+
+class SiteState(_Model):
+    #: the single-use project token this site joins with; never printed
+    token: SecretStr | None = None
+    joined: bool = False
+    uploaded: dict[str, UploadedFile] = Field(default_factory=dict)
+    finalized: bool = False
+    collected: list[CollectedFile] = Field(default_factory=list)
+    collect_done: bool = False
+    phases: dict[str, PhaseRecord] = Field(default_factory=dict)
+    error: str | None = None
+
+    @field_serializer("token")
+    def _token(self, token: SecretStr | None, info: FieldSerializationInfo) -> str | None:
+        if token is None:
+            return None
+        if isinstance(info.context, dict) and info.context.get("reveal_secrets"):
+            return token.get_secret_value()
+        return "**********"
+
+    def phase(self, name: str) -> PhaseRecord:
+        return self.phases.setdefault(name, PhaseRecord())
+
+
+class RunState(_Model):
+    version: int = STATE_VERSION
+    run_id: str
+    workflow_digest: str
+    inventory_digest: str
+    created_at: datetime
+    updated_at: datetime
+    #: the overall phase the run is in (or stopped in); `done` and `failed` are final
+    phase: str = "start"
+    app: str | None = None
+    #: set just before `create_project` is called: if a crash follows, the project may exist
+    project_create_started_at: datetime | None = None
+    project_id: int | None = None
+    #: run-level phases (project, prepare, watch...), the same records as per site
+    phases: dict[str, PhaseRecord] = Field(default_factory=dict)
+    sites: dict[str, SiteState]
+
+    def site(self, name: str) -> SiteState:
+        try:
+            return self.sites[name]
+        except KeyError:
+            raise CheckpointError(f"site {name!r} is not part of run {self.run_id}") from None
+
+    def start_phase(self, site: str | None, phase: str, now: datetime | None = None) -> None:
+        """Record a phase's start (site None: a run-level phase)."""
+        record = self._record(site, phase)
+        record.state = "running"
+        record.started_at = now or utcnow()
+        record.finished_at = None
+        record.message = ""
+
+    def finish_phase(
+        self,
+        site: str | None,
+        phase: str,
+        state: PhaseState = "ok",
+        message: str = "",
+        now: datetime | None = None,
+    ) -> None:
+        record = self._record(site, phase)
+        at = now or utcnow()
+        if record.started_at is None:
+            record.started_at = at
+        record.state = state
+        record.finished_at = at
+        record.message = message
+        if state == "failed" and site is not None:
+            self.sites[site].error = f"{phase}: {message}" if message else phase
+
+    def _record(self, site: str | None, phase: str) -> PhaseRecord:
+        if site is None:
+            return self.phases.setdefault(phase, PhaseRecord())
+        return self.site(site).phase(phase)
+
+    def record_project(self, project_id: int) -> None:
+        """Remember the project; a different id for the same run is a bug, never a second try."""
+        if self.project_id is not None and self.project_id != project_id:
+            raise CheckpointError(
+                f"run {self.run_id} already has project {self.project_id}; refusing to switch "
+                f"to project {project_id}"
+            )
+        self.project_id = project_id
+
+    def needs_project(self) -> bool:
+        """Whether creating a project now is safe: none recorded, and no attempt cut short.
+
+        Raises when an earlier attempt may have created one that was never recorded, since a
+        second one would leave two projects and half the sites in each.
+        """
+        if self.project_id is not None:
+            return False
+        if self.project_create_started_at is not None:
+            raise CheckpointError(
+                f"run {self.run_id} stopped while creating its project "
+                f"{project_name(self.run_id)!r}; look it up on the website and set project_id "
+                "in the workflow file to continue with it"
+            )
+        return True
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_run_id(now: datetime | None = None, suffix: str | None = None) -> str:
+    """A run id that sorts by start time and still differs for two runs in one second."""
+    at = (now or utcnow()).astimezone(UTC)
+    tail = suffix if suffix is not None else secrets.token_hex(2)
+    run_id = f"{at:%Y%m%d-%H%M%S}-{tail}"
+    if not RUN_ID.match(run_id):
+        raise ValueError(f"bad run id suffix {tail!r}: four hex digits expected")
+    return run_id
+
+
+def project_name(run_id: str) -> str:
+    """The project's name on the website: it carries the run id so a lost id can be found."""
+    return f"fedstack {run_id}"
+
+
+def run_dir(outdir: Path, run_id: str) -> Path:
+    return outdir / run_id
+
+
+def state_path(outdir: Path, run_id: str) -> Path:
+    return run_dir(outdir, run_id) / STATE_FILE
+
+
+def digest_json(data: Any) -> str:
+    """sha256 of canonical JSON: key order and whitespace do not change it."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def inventory_digest(inventory: Inventory) -> str:
+    """Digest of what the run depends on in the inventory, not of the passwords.
+
+    Credentials are left out so a rotated password does not block a resume; secrets elsewhere
+    are masked, so the digest says nothing about them.
+    """
+    data = inventory.to_json_dict(reveal_secrets=False)
+    data.pop("credentials", None)
+    return digest_json(data)
+
+
+def new_state(
+    run_id: str,
+    *,
+    workflow_digest: str,
+    inventory_digest: str,
+    sites: Iterable[str],
+    app: str | None = None,
+    project_id: int | None = None,
+    now: datetime | None = None,
+) -> RunState:
+    at = now or utcnow()
+    return RunState(
+        run_id=run_id,
+        workflow_digest=workflow_digest,
+        inventory_digest=inventory_digest,
+        created_at=at,
+        updated_at=at,
+        app=app,
+        project_id=project_id,
+        sites={name: SiteState() for name in sites},
+    )
+
+
+def dump_state(state: RunState) -> str:
+    """The file's text, tokens revealed: only for the 0600 state file."""
+    return state.model_dump_json(indent=2, context={"reveal_secrets": True}) + "\n"
+
+
+def save_state(state: RunState, outdir: Path, now: datetime | None = None) -> Path:
+    state.updated_at = now or utcnow()
+    path = state_path(outdir, state.run_id)
+    write_atomic(path, dump_state(state), mode=0o600)
+    return path
+
+
+def load_state(outdir: Path, run_id: str) -> RunState:
+    if not RUN_ID.match(run_id):
+        raise CheckpointError(
+            f"{run_id!r} is not a run id (like 20261123-114501-ab12); see the folders in {outdir}"
+        )
+    path = state_path(outdir, run_id)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CheckpointError(f"no run {run_id} to resume: {path} does not exist") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        state = RunState.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise CheckpointError(f"{path} is damaged: {where}: {first['msg']}") from None
+    if state.run_id != run_id:
+        raise CheckpointError(f"{path} belongs to run {state.run_id}, not {run_id}")
+    return state
+
+
+def resume_state(
+    outdir: Path, run_id: str, *, workflow_digest: str, inventory_digest: str
+) -> RunState:
+    """Load a run to continue it, refusing when its inputs changed since it started."""
+    state = load_state(outdir, run_id)
+    if state.workflow_digest != workflow_digest:
+        raise CheckpointError(
+            f"cannot resume run {run_id}: the workflow file changed since it started; "
+            "restore it or start a new run"
+        )
+    if state.inventory_digest != inventory_digest:
+        raise CheckpointError(
+            f"cannot resume run {run_id}: the inventory changed since it started "
+            "(pulumi up in between?); start a new run"
+        )
+    if state.phase == "done":
+        raise CheckpointError(
+            f"run {run_id} already finished; its results are in {outdir / run_id}"
+        )
+    return state
+
+
+def list_runs(outdir: Path) -> list[str]:
+    """Run ids with a state file under `outdir`, oldest first (for `--resume` hints)."""
+    if not outdir.is_dir():
+        return []
+    return sorted(
+        p.name for p in outdir.iterdir() if RUN_ID.match(p.name) and (p / STATE_FILE).is_file()
+    )
