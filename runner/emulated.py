@@ -1,0 +1,54 @@
+"""Controller start/stop commands that run fcapi's emulated controller on a host.
+
+Demos and tests put these in the inventory instead of `featurecloud controller start`, so the
+runner drives the emulator exactly as it drives the real controller and never knows which it
+has. The emulator is a long-running process; its pid file (beside the data dir, not inside it,
+so results stay clean) lets the stop command find it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+import sys
+
+from fedinfra.inventory import ControllerSpec
+
+#: how many 0.1 s checks the stop command makes for the process to exit before it uses KILL
+STOP_CHECKS = 50
+
+
+def _literal(value: str) -> str:
+    """Shell-quote a value and escape braces, since ControllerSpec.render uses str.format."""
+    return shlex.quote(value).replace("{", "{{").replace("}", "}}")
+
+
+def pid_file(data_dir: str, name: str = "fc-controller") -> str:
+    return posixpath.join(posixpath.dirname(data_dir.rstrip("/")) or "/", f"{name}.pid")
+
+
+def controller_spec(
+    data_dir: str,
+    site_url: str,
+    port: int,
+    python: str = sys.executable,
+    name: str = "fc-controller",
+) -> ControllerSpec:
+    """A ControllerSpec whose commands start and stop `python -m fcapi.emulator controller`.
+
+    The stop command is harmless when nothing runs (no pid file, or a stale one), and waits,
+    with a bound, for the process to be gone so that a new controller can take the port.
+    """
+    pid = _literal(pid_file(data_dir, name))
+    start = (
+        f"{_literal(python)} -m fcapi.emulator controller --site-url {_literal(site_url)} "
+        f"--data-dir {{data_dir}} --host 127.0.0.1 --port {{port}} --pid-file {pid}"
+    )
+    stop = (
+        f"if [ -f {pid} ]; then p=$(cat {pid}); "
+        f'if [ -n "$p" ] && kill "$p" 2>/dev/null; then '
+        f'i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt {STOP_CHECKS} ]; do '
+        f"sleep 0.1; i=$((i+1)); done; "
+        f'kill -9 "$p" 2>/dev/null; fi; rm -f {pid}; fi; true'
+    )
+    return ControllerSpec(name=name, port=port, data_dir=data_dir, start=start, stop=stop)

@@ -1,0 +1,341 @@
+"""A site reached over SSH (asyncssh): pinned host keys, commands, SFTP, and the controller tunnel.
+
+The host's controller listens on the host's own 127.0.0.1 (as FeatureCloud's does), so the
+runner never needs a port open on the host: it reaches the controller through a local port
+forward. Host keys come from the inventory only; a key the inventory does not pin is refused
+with the fingerprints side by side, because a silently accepted key could mean talking to the
+wrong machine with a partner's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import posixpath
+import secrets
+import time
+
+import asyncssh
+
+from fedinfra.inventory import SiteEntry, SshAccess
+from runner.transport import (
+    CONTROLLER_COMMAND_TIMEOUT,
+    HOST_UPLOAD_TIMEOUT,
+    CommandFailed,
+    CommandResult,
+    CommandTimeout,
+    ConnectFailed,
+    HostKeyMismatch,
+    NotConnected,
+    TransportError,
+    detached_start_command,
+    host_upload_command,
+    host_upload_program,
+    parse_bytes_sent,
+    tail,
+)
+
+log = logging.getLogger(__name__)
+
+#: first pause between dial attempts; doubles up to MAX_BACKOFF (a booting host refuses at first)
+FIRST_BACKOFF = 0.1
+MAX_BACKOFF = 2.0
+#: a dead host is noticed within about interval * count seconds even on an idle connection
+KEEPALIVE_INTERVAL = 10.0
+KEEPALIVE_COUNT = 3
+
+
+class _PinnedKeyClient(asyncssh.SSHClient):
+    """Remembers the key a host showed when it was not a pinned one, to report its fingerprint.
+
+    asyncssh only calls `validate_host_public_key` for keys outside `known_hosts`; answering
+    False keeps the refusal, and the key seen makes the error message useful.
+    """
+
+    def __init__(self) -> None:
+        self.seen_key: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        self.seen_key = key
+        return False
+
+
+def _load_client_key(access: SshAccess) -> asyncssh.SSHKey:
+    if access.private_key is not None:
+        return asyncssh.import_private_key(access.private_key.get_secret_value())
+    assert access.private_key_file is not None
+    return asyncssh.read_private_key(access.private_key_file)
+
+
+def _pinned_keys(access: SshAccess) -> list[asyncssh.SSHKey]:
+    return [asyncssh.import_public_key(line) for line in access.host_keys]
+
+
+class SshSite:
+    """One site over one SSH connection; forwards are made once per controller port and reused."""
+
+    def __init__(self, site: SiteEntry, *, connect_timeout: float = 30.0) -> None:
+        if site.ssh is None:
+            raise ValueError(f"site {site.name}: transport ssh needs an ssh block")
+        self.site = site
+        self.access: SshAccess = site.ssh
+        self.connect_timeout = connect_timeout
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._forwards: dict[int, asyncssh.SSHListener] = {}
+
+    @property
+    def _where(self) -> str:
+        return f"{self.access.user}@{self.access.address}:{self.access.port}"
+
+    async def __aenter__(self) -> SshSite:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Dial until the host answers or the connect deadline passes.
+
+        Refused or unreachable dials are retried with backoff (a host that is still booting
+        refuses connections); a wrong host key or a refused login are final at once, since
+        waiting cannot fix them.
+        """
+        if self._conn is not None:
+            return
+        client_key = _load_client_key(self.access)
+        pinned = _pinned_keys(self.access)
+        deadline = time.monotonic() + self.connect_timeout
+        backoff = FIRST_BACKOFF
+        attempt = 0
+        last_error = "no attempt made"
+        while True:
+            attempt += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConnectFailed(
+                    self.site.name,
+                    f"no SSH login at {self._where} within {self.connect_timeout:g} s "
+                    f"({attempt - 1} attempts; last: {last_error})",
+                )
+            client = _PinnedKeyClient()
+            try:
+                async with asyncio.timeout(remaining):
+                    conn = await asyncssh.connect(
+                        self.access.address,
+                        self.access.port,
+                        username=self.access.user,
+                        client_factory=lambda client=client: client,
+                        client_keys=[client_key],
+                        known_hosts=(pinned, [], []),
+                        agent_path=None,
+                        config=None,
+                        preferred_auth="publickey",
+                        connect_timeout=remaining,
+                        login_timeout=remaining,
+                        keepalive_interval=KEEPALIVE_INTERVAL,
+                        keepalive_count_max=KEEPALIVE_COUNT,
+                    )
+            except asyncssh.HostKeyNotVerifiable:
+                raise self._key_mismatch(client.seen_key, pinned) from None
+            except asyncssh.PermissionDenied:
+                raise ConnectFailed(
+                    self.site.name,
+                    f"login refused at {self._where}: the host does not accept the "
+                    "inventory's key for this user",
+                ) from None
+            except (OSError, TimeoutError, asyncssh.Error) as exc:
+                last_error = _describe(exc)
+                if _no_common_host_key(exc):
+                    raise self._key_mismatch(None, pinned) from None
+                pause = min(backoff, max(0.0, deadline - time.monotonic()))
+                log.debug(
+                    "site %s: waiting for sshd at %s (attempt %d: %s; next in %.1f s)",
+                    self.site.name, self._where, attempt, last_error, pause,
+                )  # fmt: skip
+                await asyncio.sleep(pause)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            self._conn = conn
+            log.debug("site %s: connected to %s", self.site.name, self._where)
+            return
+
+    def _key_mismatch(
+        self, seen: asyncssh.SSHKey | None, pinned: list[asyncssh.SSHKey]
+    ) -> HostKeyMismatch:
+        pinned_text = ", ".join(f"{k.algorithm.decode()} {k.get_fingerprint()}" for k in pinned)
+        seen_text = (
+            f"{seen.algorithm.decode()} {seen.get_fingerprint()}"
+            if seen is not None
+            else "no key of a pinned type"
+        )
+        return HostKeyMismatch(
+            self.site.name,
+            f"host key mismatch at {self._where}: the host showed {seen_text}, the inventory "
+            f"pins {pinned_text}; refusing to connect (if the host was rebuilt, update the "
+            "inventory)",
+        )
+
+    def _need(self) -> asyncssh.SSHClientConnection:
+        if self._conn is None:
+            raise NotConnected(self.site.name, f"not connected to {self._where}")
+        return self._conn
+
+    async def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | str | None = None,
+        timeout: float,  # noqa: ASYNC109
+    ) -> CommandResult:
+        """Run a shell command on the host; past `timeout` its process group is killed.
+
+        sshd starts each session's command in a session of its own, and a `signal` request is
+        delivered to that process group, so KILL stops the command and its children; the
+        channel is closed either way so nothing is left waiting on it.
+        """
+        conn = self._need()
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        process: asyncssh.SSHClientProcess[bytes] | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                process = await conn.create_process(command, input=data, encoding=None)
+                completed = await process.wait()
+        except TimeoutError:
+            if process is not None:
+                with contextlib.suppress(OSError, asyncssh.Error):
+                    process.send_signal("KILL")
+            raise CommandTimeout(
+                self.site.name,
+                f"command on {self._where} still running after {timeout:g} s, killed: "
+                f"{_short(command)}",
+            ) from None
+        except (OSError, asyncssh.Error) as exc:
+            raise TransportError(
+                self.site.name,
+                f"lost the SSH connection to {self._where} running {_short(command)}: "
+                f"{_describe(exc)}",
+            ) from None
+        finally:
+            if process is not None:
+                process.close()
+        status = completed.exit_status if completed.exit_status is not None else -1
+        return CommandResult(status, _text(completed.stdout), _text(completed.stderr))
+
+    async def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
+        """Write through SFTP to a temporary name beside the file, then rename it into place.
+
+        The rename is atomic, so a reader (the controller reading site_info.json) never sees a
+        half-written file, and the mode is set before the content exists under its name.
+        """
+        conn = self._need()
+        raw = data.encode() if isinstance(data, str) else data
+        directory = posixpath.dirname(path) or "."
+        temp = posixpath.join(directory, f".{posixpath.basename(path)}.{secrets.token_hex(4)}")
+        async with conn.start_sftp_client() as sftp:
+            await sftp.makedirs(directory, exist_ok=True)
+            async with sftp.open(temp, "wb", asyncssh.SFTPAttrs(permissions=mode)) as handle:
+                await handle.write(raw)
+            try:
+                await sftp.chmod(temp, mode)
+                await sftp.posix_rename(temp, path)
+            except BaseException:
+                with contextlib.suppress(asyncssh.SFTPError):
+                    await sftp.remove(temp)
+                raise
+
+    async def start_controller(self) -> None:
+        """Run the inventory's start command detached; readiness is confirmed by /ping/ after."""
+        result = await self.run(
+            detached_start_command(self.site), timeout=CONTROLLER_COMMAND_TIMEOUT
+        )
+        if not result.ok:
+            raise CommandFailed(
+                self.site.name,
+                f"starting the controller failed (exit {result.exit_status}): "
+                f"{tail(result.stderr or result.stdout)}",
+                result,
+            )
+
+    async def controller_url(self) -> str:
+        """A loopback URL on the runner forwarded to the host's own 127.0.0.1:controller.port."""
+        port = self.site.controller.port
+        listener = self._forwards.get(port)
+        if listener is None:
+            conn = self._need()
+            try:
+                listener = await conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", port)
+            except (OSError, asyncssh.Error) as exc:
+                raise ConnectFailed(
+                    self.site.name,
+                    f"no tunnel to the controller at {self._where} 127.0.0.1:{port}: "
+                    f"{_describe(exc)}",
+                ) from None
+            self._forwards[port] = listener
+        return f"http://127.0.0.1:{listener.get_port()}"
+
+    async def stop_controller(self) -> None:
+        result = await self.run(
+            self.site.controller.stop_command, timeout=CONTROLLER_COMMAND_TIMEOUT
+        )
+        if not result.ok:
+            raise CommandFailed(
+                self.site.name,
+                f"stopping the controller failed (exit {result.exit_status}): "
+                f"{tail(result.stderr or result.stdout)}",
+                result,
+            )
+
+    async def upload_host_file(
+        self,
+        controller_port: int,
+        project_id: int,
+        host_path: str,
+        file_name: str,
+        *,
+        timeout: float = HOST_UPLOAD_TIMEOUT,  # noqa: ASYNC109
+    ) -> int:
+        """The host streams its own file to its own controller; the bytes never cross SSH."""
+        command = host_upload_command("python3", controller_port, project_id, host_path, file_name)
+        result = await self.run(command, stdin=host_upload_program(), timeout=timeout)
+        return parse_bytes_sent(self.site.name, result, host_path)
+
+    async def close(self) -> None:
+        for listener in self._forwards.values():
+            listener.close()
+        self._forwards.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            try:
+                async with asyncio.timeout(5.0):
+                    await conn.wait_closed()
+            except TimeoutError:
+                log.debug("site %s: connection to %s did not close in 5 s", self.site.name,
+                          self._where)  # fmt: skip
+
+
+def _text(data: object) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return "" if data is None else str(data)
+
+
+def _short(command: str, limit: int = 120) -> str:
+    first = command.strip().splitlines()[0] if command.strip() else ""
+    return first if len(first) <= limit else first[:limit] + "..."
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _no_common_host_key(exc: BaseException) -> bool:
+    """asyncssh offers only the pinned key types; a host with none of them fails key exchange."""
+    return isinstance(exc, asyncssh.KeyExchangeFailed) and "host key" in str(exc).lower()
