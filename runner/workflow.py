@@ -1,0 +1,346 @@
+"""The workflow file: what to run, with which data at which site, checked before anything runs.
+
+A mistake found after the project exists costs a project, tokens and uploads, so every check
+that can be made from the file and the inventory is made here, up front, and each kind of
+mistake gets its own one-line message naming the file, the site and the field.
+
+Format (TOML; relative paths are relative to the workflow file's folder):
+
+    app = "mean-app"            # a new project each run; or: project_id = 123
+    config = "config.yml"       # the app's config.yml, uploaded to every site (optional)
+    deadline = "30m"            # for the whole run: 90s, 30m, 1h30m, or seconds as a number
+    outdir = "runs"             # where <run-id>/ folders go (default "runs")
+
+    [sites.alpha]
+    files = ["data/alpha.csv", { path = "data/a2.csv", as = "data.csv" }]
+
+    [sites.beta]
+    host_files = ["/srv/hospital/cohort.csv"]      # on beta's host; never leaves it
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from fedinfra.inventory import Inventory
+from runner.checkpoint import digest_json
+
+#: the stack config key naming the default workflow file
+STACK_CONFIG_KEY = "fedstack:workflow"
+CONFIG_NAME = "config.yml"
+DEFAULT_OUTDIR = "runs"
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+class WorkflowError(ValueError):
+    """A workflow file that cannot be run; one line, naming the file, the site and the field."""
+
+
+def parse_duration(value: object) -> float:
+    """`"90s"`, `"30m"`, `"1h30m"` or a number of seconds, as seconds (positive)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 30m, 1h30m or 90s")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if not value.strip() or match is None:
+            raise ValueError(f"{value!r} is not a duration like 30m, 1h30m or 90s")
+        h, m, s = (int(g) if g else 0 for g in match.groups())
+        seconds = float(h * 3600 + m * 60 + s)
+    else:
+        raise ValueError("expected a duration like 30m, 1h30m or 90s")
+    if seconds <= 0:
+        raise ValueError("the deadline must be longer than zero")
+    return seconds
+
+
+def _file_ref(value: object) -> object:
+    """A bare string is shorthand for `{path = ...}`."""
+    return {"path": value} if isinstance(value, str) else value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FileRef(_Strict):
+    path: str = Field(min_length=1)
+    #: the name the app expects (e.g. `data.csv`); default: the file's own name
+    as_name: str | None = Field(default=None, alias="as")
+
+    @field_validator("as_name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        if name is not None and (not _FILE_NAME.match(name) or name in {".", ".."}):
+            raise ValueError(
+                f"'as' must be a plain file name (letters, digits, '.', '_', '-'), got {name!r}"
+            )
+        return name
+
+    @property
+    def target(self) -> str:
+        return self.as_name or PurePosixPath(self.path).name
+
+
+FileList = list[Annotated[FileRef, BeforeValidator(_file_ref)]]
+
+
+class SiteFiles(_Strict):
+    files: FileList = Field(default_factory=list)
+    host_files: FileList = Field(default_factory=list)
+
+    @field_validator("host_files")
+    @classmethod
+    def _absolute(cls, refs: list[FileRef]) -> list[FileRef]:
+        for ref in refs:
+            if not ref.path.startswith("/"):
+                raise ValueError(f"a path on the site's host must be absolute, got {ref.path!r}")
+        return refs
+
+    @model_validator(mode="after")
+    def _data_and_unique_names(self) -> SiteFiles:
+        if not self.files and not self.host_files:
+            raise ValueError("no data: give files (local) or host_files (on the site's host)")
+        seen: set[str] = set()
+        for ref in [*self.files, *self.host_files]:
+            if ref.target == CONFIG_NAME:
+                raise ValueError(
+                    f"{ref.path!r} would arrive as {CONFIG_NAME}, which is the app's config; "
+                    "use the top-level 'config' key"
+                )
+            if ref.target in seen:
+                raise ValueError(
+                    f"two files would arrive as {ref.target!r}; rename one with "
+                    '{ path = "...", as = "other.csv" }'
+                )
+            seen.add(ref.target)
+        return self
+
+
+class WorkflowSpec(_Strict):
+    """The file as written, before it is checked against the inventory and the disk."""
+
+    app: str | None = Field(default=None, min_length=1)
+    project_id: int | None = Field(default=None, gt=0)
+    config: str | None = None
+    deadline: Annotated[float, BeforeValidator(parse_duration)] = 3600.0
+    outdir: str = DEFAULT_OUTDIR
+    sites: dict[str, SiteFiles] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _app_xor_project(self) -> WorkflowSpec:
+        if self.app is not None and self.project_id is not None:
+            raise ValueError(
+                "give app (a new project each run) or project_id (an existing one), not both"
+            )
+        if self.app is None and self.project_id is None:
+            raise ValueError(
+                "give exactly one of app (a new project each run) and project_id (an existing one)"
+            )
+        return self
+
+
+class LocalFile(_Strict):
+    path: Path
+    name: str
+    size: int
+
+
+class HostFile(_Strict):
+    path: str
+    name: str
+
+
+class SitePlan(_Strict):
+    site: str
+    fc_user: str
+    coordinator: bool
+    local: list[LocalFile]
+    host: list[HostFile]
+
+
+class Workflow(_Strict):
+    """A workflow that passed every check, with paths resolved: what the runner executes."""
+
+    source: Path
+    app: str | None
+    project_id: int | None
+    config: Path | None
+    deadline_seconds: float
+    outdir: Path
+    coordinator: str
+    sites: dict[str, SitePlan]
+    digest: str
+
+
+def _where(source: Path, loc: tuple[int | str, ...]) -> str:
+    """`site 'beta', field files[1].as` from a pydantic error location."""
+    parts = [p for p in loc if p not in ("function-after[_file_ref()]",)]
+    site = ""
+    if len(parts) >= 2 and parts[0] == "sites":
+        site = f"site {parts[1]!r}, "
+        parts = parts[2:]
+    field = ""
+    for part in parts:
+        if isinstance(part, int):
+            field += f"[{part}]"
+        elif not str(part).startswith(("function-", "json-or-python")):
+            field += ("." if field else "") + str(part)
+    if not field:
+        return f"{source}: {site.removesuffix(', ')}" if site else str(source)
+    return f"{source}: {site}field {field}"
+
+
+def _one_line(source: Path, exc: ValidationError) -> WorkflowError:
+    error = exc.errors()[0]
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        msg = "unknown key (known: app, project_id, config, deadline, outdir, sites)"
+        if len(error["loc"]) >= 3:
+            msg = "unknown key (known: files, host_files)"
+        if len(error["loc"]) >= 5:
+            msg = "unknown key (known: path, as)"
+    return WorkflowError(f"{_where(source, tuple(error['loc']))}: {msg}")
+
+
+def read_spec(path: Path) -> WorkflowSpec:
+    """Parse and schema-check the file (no inventory, no disk beyond the file itself)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise WorkflowError(f"{path}: workflow file not found") from None
+    except OSError as exc:
+        raise WorkflowError(f"{path}: cannot read the workflow file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise WorkflowError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkflowError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _one_line(path, exc) from None
+
+
+def _local_file(source: Path, site: str, field: str, ref: FileRef) -> LocalFile:
+    where = f"{source}: site {site!r}, field {field}"
+    path = Path(ref.path).expanduser()
+    if not path.is_absolute():
+        path = source.parent / path
+    if not path.exists():
+        raise WorkflowError(f"{where}: {path} does not exist")
+    if not path.is_file():
+        raise WorkflowError(f"{where}: {path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise WorkflowError(f"{where}: {path} is not readable")
+    return LocalFile(path=path.resolve(), name=ref.target, size=path.stat().st_size)
+
+
+def check_against(spec: WorkflowSpec, inventory: Inventory, source: Path) -> Workflow:
+    """Check the spec against the inventory and the local disk; resolve every path."""
+    known = [s.name for s in inventory.sites]
+    unknown = sorted(set(spec.sites) - set(known))
+    if unknown:
+        raise WorkflowError(
+            f"{source}: site {unknown[0]!r}, field sites: not in the inventory of stack "
+            f"{inventory.stack!r} (its sites: {', '.join(known)})"
+        )
+    missing = [n for n in known if n not in spec.sites]
+    if missing:
+        raise WorkflowError(
+            f"{source}: field sites: no data for "
+            + ", ".join(repr(n) for n in missing)
+            + f" (every site of stack {inventory.stack!r} must be named)"
+        )
+    coordinators = [s.name for s in inventory.sites if s.role == "coordinator"]
+    if len(coordinators) != 1:  # the inventory model guarantees it; a copy may not
+        raise WorkflowError(
+            f"{source}: the inventory must have exactly one coordinator, found {len(coordinators)}"
+        )
+    config: Path | None = None
+    if spec.config is not None:
+        config_path = Path(spec.config).expanduser()
+        if not config_path.is_absolute():
+            config_path = source.parent / config_path
+        if not config_path.is_file():
+            what = "does not exist" if not config_path.exists() else "is not a regular file"
+            raise WorkflowError(f"{source}: field config: {config_path} {what}")
+        if not os.access(config_path, os.R_OK):
+            raise WorkflowError(f"{source}: field config: {config_path} is not readable")
+        config = config_path.resolve()
+    plans: dict[str, SitePlan] = {}
+    for entry in inventory.sites:
+        files = spec.sites[entry.name]
+        local = [
+            _local_file(source, entry.name, f"files[{i}]", ref) for i, ref in enumerate(files.files)
+        ]
+        host = [HostFile(path=ref.path, name=ref.target) for ref in files.host_files]
+        plans[entry.name] = SitePlan(
+            site=entry.name,
+            fc_user=entry.fc_user,
+            coordinator=entry.role == "coordinator",
+            local=local,
+            host=host,
+        )
+    outdir = Path(spec.outdir).expanduser()
+    if not outdir.is_absolute():
+        outdir = source.parent / outdir
+    if outdir.exists() and not outdir.is_dir():
+        raise WorkflowError(f"{source}: field outdir: {outdir} exists and is not a folder")
+    return Workflow(
+        source=source,
+        app=spec.app,
+        project_id=spec.project_id,
+        config=config,
+        deadline_seconds=spec.deadline,
+        outdir=outdir,
+        coordinator=coordinators[0],
+        sites=plans,
+        digest=workflow_digest(spec),
+    )
+
+
+def load_workflow(path: Path, inventory: Inventory) -> Workflow:
+    """Read, schema-check and inventory-check a workflow file; raise `WorkflowError`."""
+    return check_against(read_spec(path), inventory, path)
+
+
+def workflow_digest(spec: WorkflowSpec) -> str:
+    """What a resume compares: the file's meaning, not its whitespace or comments."""
+    return digest_json(spec.model_dump(mode="json", by_alias=True))
+
+
+def workflow_path_from_config(config: Mapping[str, Any], project_dir: Path) -> Path | None:
+    """The stack config's default workflow file (`fedstack:workflow`), or None when unset.
+
+    Accepts the Automation API's `{key: ConfigValue}` as well as plain values, and the key
+    with or without its `fedstack:` namespace; a relative path is taken from the project dir,
+    where `Pulumi.<stack>.yaml` lives.
+    """
+    value: Any = config.get(STACK_CONFIG_KEY, config.get(STACK_CONFIG_KEY.split(":", 1)[1]))
+    value = getattr(value, "value", value)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise WorkflowError(f"stack config {STACK_CONFIG_KEY}: expected a path, got {value!r}")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else project_dir / path
