@@ -1,0 +1,80 @@
+"""Jittered exponential backoff and the one polling loop fcapi waits with.
+
+There are no fixed sleeps in fedstack: every wait is a poll that starts eager, backs off so
+that a long wait costs the site few requests, and gives up at a deadline with an error that
+says what it waited for. Jitter keeps many sites from polling in lockstep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from fcapi.errors import WaitTimeout
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before attempt n+1 is drawn from `[d/2, d]`, `d = min(cap, base * factor**n)`."""
+
+    base: float = 0.5
+    factor: float = 2.0
+    cap: float = 10.0
+
+    def ceiling(self, attempt: int) -> float:
+        return float(min(self.cap, self.base * self.factor ** max(0, attempt)))
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        d = self.ceiling(attempt)
+        r = (rng or random).random()
+        return d / 2 + r * d / 2
+
+
+#: retries of one request after a transport error or a 5xx
+RETRY = Backoff(base=0.25, factor=2.0, cap=8.0)
+#: polling a project status: quick at first, at most every 5 s (fedflow's gentle interval)
+POLL = Backoff(base=0.5, factor=1.5, cap=5.0)
+
+
+async def poll(
+    probe: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    seconds: float,
+    what: str,
+    policy: Backoff = POLL,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
+    describe: Callable[[T | None], str] | None = None,
+    on_poll: Callable[[T, float], None] | None = None,
+) -> T:
+    """Call `probe` until `done(result)`; return that result.
+
+    Raises `WaitTimeout` once `seconds` have passed, saying `what` was awaited, for
+    how long, and (through `describe`) what was seen last. `on_poll(result, elapsed)` lets a
+    CLI print progress. The last sleep is cut short so the final probe lands at the deadline.
+    """
+    start = clock()
+    deadline = start + seconds
+    attempt = 0
+    last: T | None = None
+    while True:
+        last = await probe()
+        elapsed = clock() - start
+        if on_poll is not None:
+            on_poll(last, elapsed)
+        if done(last):
+            return last
+        remaining = deadline - clock()
+        if remaining <= 0:
+            seen = f"; last seen: {describe(last)}" if describe is not None else ""
+            raise WaitTimeout(f"gave up waiting for {what} after {elapsed:.1f} s{seen}")
+        await sleep(min(policy.delay(attempt, rng), remaining))
+        attempt += 1

@@ -1,0 +1,73 @@
+"""Fixtures of the fcapi client tests: a fake clock, and the emulator over real HTTP.
+
+The emulator-backed fixtures skip (with the reason) when `fcapi.emulator.serve` cannot be
+imported, so the pure tests run whatever state the emulator is in.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+PASSWORD = "correct-horse-battery-staple-1"
+
+
+class FakeClock:
+    """A monotonic clock that only moves when something sleeps on it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def _serve() -> Any:
+    try:
+        return importlib.import_module("fcapi.emulator.serve")
+    except ImportError as exc:
+        pytest.skip(f"the emulator is not there yet: {exc}")
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[Any]:
+    serve = _serve()
+    async with serve.running_site(host="127.0.0.1", port=0) as s:
+        yield s
+
+
+@pytest.fixture
+async def controller(site: Any, tmp_path: Path) -> AsyncIterator[Any]:
+    serve = _serve()
+    data = tmp_path / "data_fc"
+    data.mkdir()
+    async with serve.running_controller(site.url, data, host="127.0.0.1", port=0) as c:
+        c.data_dir = data
+        yield c
+
+
+_counter = iter(range(1, 10_000))
+
+
+def new_email(prefix: str = "user") -> str:
+    return f"{prefix}{next(_counter)}@example.org"
+
+
+@pytest.fixture
+def password() -> SecretStr:
+    return SecretStr(PASSWORD)

@@ -1,0 +1,80 @@
+"""The per-user token bucket: what the site can rely on, timed with a fake clock and for real."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from fcapi.ratelimit import TokenBucket, UserLimiters
+from fcapi.stats import RequestStats
+
+
+def test_burst_then_one_every_interval(clock):
+    bucket = TokenBucket(3.0, 3, clock=clock, sleep=clock.sleep)
+    delays = [bucket.reserve() for _ in range(6)]
+    assert delays[:3] == [0.0, 0.0, 0.0]
+    assert delays[3:] == pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
+async def test_twelve_requests_take_three_seconds_of_clock(clock):
+    bucket = TokenBucket(3.0, 3, clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(12):
+        await bucket.acquire()
+        sent.append(clock())
+    assert sent[-1] - sent[0] == pytest.approx(3.0)
+    stats = RequestStats()
+    for t in sent:
+        stats.record("a@x.org", "GET", "/api/projects/1/", 200, t)
+    # a burst of 3 rides on top of 3/s inside any one second, and no more
+    assert stats.max_rate(1.0)["a@x.org"] <= 3 + 2 + 1e-9
+    assert stats.max_rate(3.0)["a@x.org"] <= 3 + 2 / 3 + 1e-9
+
+
+async def test_idle_time_refills_only_up_to_the_burst(clock):
+    bucket = TokenBucket(3.0, 3, clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        await bucket.acquire()
+    clock.now += 60  # a long pause does not bank 180 requests
+    assert [bucket.reserve() for _ in range(4)] == pytest.approx([0, 0, 0, 1 / 3])
+
+
+def test_pause_until_holds_the_next_request_and_drops_the_burst(clock):
+    bucket = TokenBucket(3.0, 3, clock=clock, sleep=clock.sleep)
+    bucket.pause_until(clock() + 5)
+    assert bucket.reserve() == pytest.approx(5.0)
+    assert bucket.reserve() == pytest.approx(5 + 1 / 3)
+
+
+def test_configurable_rate_and_burst(clock):
+    bucket = TokenBucket(10.0, 1, clock=clock, sleep=clock.sleep)
+    assert [bucket.reserve() for _ in range(3)] == pytest.approx([0, 0.1, 0.2])
+    with pytest.raises(ValueError):
+        TokenBucket(0, 3)
+    with pytest.raises(ValueError):
+        TokenBucket(3, 0)
+
+
+def test_users_have_their_own_buckets(clock):
+    limiters = UserLimiters(3.0, 3, clock=clock, sleep=clock.sleep)
+    a, b = limiters.for_user("a@x.org"), limiters.for_user("b@x.org")
+    assert limiters.for_user("a@x.org") is a
+    assert [a.reserve() for _ in range(3)] == [0, 0, 0]
+    assert b.reserve() == 0  # a's burst does not slow b
+
+
+async def test_real_time_twelve_concurrent_acquires_take_at_least_three_seconds():
+    bucket = TokenBucket(3.0, 3)
+    start = time.monotonic()
+    stamps: list[float] = []
+
+    async def one():
+        await bucket.acquire()
+        stamps.append(time.monotonic() - start)
+
+    await asyncio.gather(*(one() for _ in range(12)))
+    assert max(stamps) >= 2.95
+    assert max(stamps) < 4.0
+    assert sorted(stamps)[2] < 0.1  # the burst went out at once
