@@ -14,6 +14,7 @@ import contextlib
 import logging
 import posixpath
 import secrets
+import shlex
 import time
 
 import asyncssh
@@ -44,6 +45,8 @@ MAX_BACKOFF = 2.0
 #: a dead host is noticed within about interval * count seconds even on an idle connection
 KEEPALIVE_INTERVAL = 10.0
 KEEPALIVE_COUNT = 3
+#: how long killing a timed-out command's process group may take
+KILL_TIMEOUT = 10.0
 
 
 class _PinnedKeyClient(asyncssh.SSHClient):
@@ -193,21 +196,25 @@ class SshSite:
     ) -> CommandResult:
         """Run a shell command on the host; past `timeout` its process group is killed.
 
-        sshd starts each session's command in a session of its own, and a `signal` request is
-        delivered to that process group, so KILL stops the command and its children; the
-        channel is closed either way so nothing is left waiting on it.
+        sshd starts each command in a session of its own, but it refuses `signal` requests for
+        root logins ("session signalling requires privilege separation"), and closing the
+        channel kills nothing. So the command runs under a small wrapper that notes its process
+        group in a pid file, and a timeout kills that group over a second channel.
         """
         conn = self._need()
         data = stdin.encode() if isinstance(stdin, str) else stdin
+        # an unguessable name in the host's /tmp: the workdir may not exist yet
+        pid_file = f"/tmp/.fedstack-run-{secrets.token_hex(8)}.pid"  # noqa: S108
+        wrapped = (
+            f"echo $$ > {pid_file}; sh -c {shlex.quote(command)}; rc=$?; rm -f {pid_file}; exit $rc"
+        )
         process: asyncssh.SSHClientProcess[bytes] | None = None
         try:
             async with asyncio.timeout(timeout):
-                process = await conn.create_process(command, input=data, encoding=None)
+                process = await conn.create_process(wrapped, input=data, encoding=None)
                 completed = await process.wait()
         except TimeoutError:
-            if process is not None:
-                with contextlib.suppress(OSError, asyncssh.Error):
-                    process.send_signal("KILL")
+            await self._kill_group(pid_file)
             raise CommandTimeout(
                 self.site.name,
                 f"command on {self._where} still running after {timeout:g} s, killed: "
@@ -224,6 +231,20 @@ class SshSite:
                 process.close()
         status = completed.exit_status if completed.exit_status is not None else -1
         return CommandResult(status, _text(completed.stdout), _text(completed.stderr))
+
+    async def _kill_group(self, pid_file: str) -> None:
+        """KILL the process group a timed-out command noted; best effort, bounded."""
+        if self._conn is None:
+            return
+        kill = f'p=$(cat {pid_file} 2>/dev/null) && kill -KILL -- "-$p"; rm -f {pid_file}'
+        try:
+            async with asyncio.timeout(KILL_TIMEOUT):
+                await self._conn.run(kill, encoding=None)
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
+            log.warning(
+                "site %s: could not kill a timed-out command on %s: %s",
+                self.site.name, self._where, _describe(exc),
+            )  # fmt: skip
 
     async def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
         """Write through SFTP to a temporary name beside the file, then rename it into place.

@@ -1,4 +1,4 @@
-"""Fixtures for the runner's tests: OpenSSH test hosts in network namespaces (tests/testhosts.py)."""
+"""Fixtures for the runner's tests: OpenSSH test hosts in network namespaces (tests/testhosts.py)"""
 
 from __future__ import annotations
 
