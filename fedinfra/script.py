@@ -1,0 +1,106 @@
+"""The shell scripts fedinfra runs on hosts, as text, and what goes on their stdin.
+
+Scripts are files (`provision.sh`, `check.sh`) so that shellcheck and a real Debian root can
+test exactly what is shipped. They run as `bash -s` with settings and script on stdin, because
+stdin is the one channel that keeps values (some of them secret) out of argv, process lists
+and the command text Pulumi logs. Pure functions only: no Pulumi here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from collections.abc import Mapping
+from importlib import resources
+
+PROVISION_SCRIPT = "provision.sh"
+CHECK_SCRIPT = "check.sh"
+
+#: the remote command of every scripted step; the script itself arrives on stdin
+RUN_STDIN = "bash -s"
+
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def load_script(name: str) -> str:
+    """The text of a script shipped in the fedinfra package."""
+    return resources.files("fedinfra").joinpath(name).read_text(encoding="utf-8")
+
+
+def script_sha256(text: str) -> str:
+    """Content hash used as the provisioning trigger: a changed script re-runs on every host."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def render_stdin(settings: Mapping[str, str], script: str) -> str:
+    """`export NAME='value'` lines for the settings, then the script, for `bash -s`.
+
+    Values are shell-quoted, so any text (a token with quotes or `$`) arrives unchanged.
+    """
+    lines = []
+    for name, value in settings.items():
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"not a shell variable name: {name!r}")
+        lines.append(f"export {name}={shlex.quote(value)}")
+    return "\n".join([*lines, script])
+
+
+def provision_settings(
+    *, workdir: str, fc_version: str, docker_required: bool, pip_index_url: str | None = None
+) -> dict[str, str]:
+    """The settings provision.sh reads, from typed values."""
+    settings = {
+        "FEDSTACK_WORKDIR": workdir,
+        "FEDSTACK_FC_VERSION": fc_version,
+        "FEDSTACK_DOCKER_REQUIRED": "1" if docker_required else "0",
+    }
+    if pip_index_url:
+        settings["PIP_INDEX_URL"] = pip_index_url
+    return settings
+
+
+def readiness_command(*, cloud_init: bool) -> str:
+    """The readiness gate's command.
+
+    On machines fedstack made, cloud-init must have finished (host keys, users): exit 2 from
+    `cloud-init status --wait` means "done, with recoverable warnings" on newer cloud-init and
+    counts as ready. On bring-your-own hosts a harmless probe only proves SSH and the pinned
+    host key work.
+    """
+    if not cloud_init:
+        return 'echo "fedstack-ready $(uname -sm)"'
+    return (
+        "rc=0; cloud-init status --wait >/dev/null || rc=$?; "
+        'if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then cloud-init status --long >&2; exit "$rc"; fi; '
+        'echo "fedstack-ready $(uname -sm)"'
+    )
+
+
+def cleanup_command(*, workdir: str, stop_command: str, controller_name: str) -> str:
+    """What `pulumi destroy` runs on a bring-your-own host.
+
+    Stops fedstack's own controller (by its name) and removes fedstack's working directory,
+    nothing else: never other containers, images or volumes of a host fedstack does not own.
+    Refuses to remove `/`, the login user's home or a path with fewer than two components.
+    """
+    if not workdir.startswith("/") or workdir.rstrip("/").count("/") < 2:
+        raise ValueError(f"refusing a cleanup of workdir {workdir!r}: not a dedicated directory")
+    if not _CONTAINER_NAME.match(controller_name):
+        raise ValueError(f"not a container name: {controller_name!r}")
+    w = shlex.quote(workdir.rstrip("/"))
+    name = controller_name
+    return "; ".join(
+        [
+            f"({stop_command}) >/dev/null 2>&1 || true",
+            "if command -v docker >/dev/null 2>&1; then "
+            f"id=$(docker ps -aq --filter name=^/{controller_name}$ 2>/dev/null || true); "
+            f'if [ -n "$id" ]; then docker rm -f {name} >/dev/null 2>&1 || true; fi; fi',
+            f'if [ {w} != "$HOME" ] && [ -d {w} ]; then rm -rf -- {w}; fi',
+            'if [ "$(readlink /usr/local/bin/featurecloud 2>/dev/null)" = '
+            f"{shlex.quote(workdir.rstrip('/') + '/venv/bin/featurecloud')} ]; then "
+            "sudo -n rm -f /usr/local/bin/featurecloud 2>/dev/null || true; fi",
+            f"echo fedstack-cleanup: removed {w}",
+        ]
+    )

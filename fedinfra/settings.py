@@ -1,0 +1,218 @@
+"""The stack's configuration, read once at the edge into typed, validated settings.
+
+Every `fedstack:*` key is listed in CONFIG_KEYS with its default and description; Pulumi.yaml
+documents the same keys with the same defaults (a test keeps the two in step). Values arrive as
+the CLI hands them to the program: strings, with structured values as JSON. A wrong or unknown
+key fails with one line before any resource is declared. Secret keys (FeatureCloud passwords,
+a private package index) never pass through here: they are read as secret Outputs in
+`fedinfra.stack`. Pure: no Pulumi here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fedinfra.inventory import ControllerSpec
+from fedinfra.spec import FederationSpec, SpecError, check_workdir, parse_spec
+
+PROJECT = "fedstack"
+
+_DURATION = re.compile(r"^[1-9][0-9]*(s|m|h)$")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: its default (None = no default) and what it is for."""
+
+    default: Any
+    description: str
+    kind: str = "string"  # string | integer | boolean | object (JSON) | secret
+    secret: bool = False
+
+
+CONTROLLER_DEFAULTS = ControllerSpec(data_dir="/x")
+
+CONFIG_KEYS: dict[str, Key] = {
+    "sites": Key(
+        None,
+        "The federation: a list of sites, each {name, fc_user, coordinator, and one of "
+        "libvirt: {hypervisor, memory (MiB), vcpus, disk (GiB)}, aws: {instance_type, subnet, "
+        "disk}, ssh: {address, port, user, key_file, host_key, provision}}. Required.",
+        kind="object",
+    ),
+    "hypervisors": Key(
+        [{"name": "local", "uri": "qemu:///system"}],
+        "libvirt hosts: a list of {name, uri (qemu:///system or qemu+ssh://user@host/system), "
+        "pool (default 'default'), network_cidr (default 10.77.0.0/24), image (default Ubuntu "
+        "24.04 cloud image URL)}. One explicit provider per hypervisor.",
+        kind="object",
+    ),
+    "workdir": Key(
+        "/srv/fedstack",
+        "fedstack's working directory on every host (a site may override it); destroy removes "
+        "it on bring-your-own hosts.",
+    ),
+    "featurecloudVersion": Key(
+        "0.1.0", "Pinned version of the FeatureCloud CLI (PyPI featurecloud)."
+    ),
+    "vmUser": Key(
+        "fedstack", "Login user cloud-init creates on libvirt VMs (a passwordless sudoer)."
+    ),
+    "awsUser": Key("ubuntu", "Login user of the Ubuntu AMI on AWS instances."),
+    "dockerRequired": Key(
+        True,
+        "Fail provisioning when the Docker engine cannot run on a host (false: warn and go on).",
+        kind="boolean",
+    ),
+    "readinessTimeout": Key("15m", "Deadline for a host to accept SSH and finish cloud-init."),
+    "provisionTimeout": Key("30m", "Deadline for provisioning one host."),
+    "awsRegion": Key(
+        "eu-central-1", "AWS region of the explicit aws provider (aws:region is not read)."
+    ),
+    "sshAllowedCidr": Key(
+        None,
+        "The only source CIDR allowed to reach AWS instances by SSH, e.g. 198.51.100.7/32. "
+        "Required when any site runs on AWS; there is deliberately no 0.0.0.0/0 default.",
+    ),
+    "controllerName": Key(
+        CONTROLLER_DEFAULTS.name, "Name of fedstack's FeatureCloud controller on every host."
+    ),
+    "controllerPort": Key(
+        CONTROLLER_DEFAULTS.port, "Port of the controller on each host's localhost.", kind="integer"
+    ),
+    "fcPasswords": Key(
+        None,
+        "Secret: FeatureCloud passwords by user (e-mail); set with "
+        "`pulumi config set --secret --path 'fcPasswords[\"a@b.org\"]'`. Exported only as secrets.",
+        kind="secret",
+        secret=True,
+    ),
+    "pipIndexUrl": Key(
+        None,
+        "Secret, optional: a package index for pip on the hosts (may hold a token); sent on stdin.",
+        kind="secret",
+        secret=True,
+    ),
+}
+
+
+class StackSettings(BaseModel):
+    """Everything the program needs from the stack config except the secrets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: FederationSpec
+    workdir: str
+    featurecloud_version: str = Field(pattern=r"^[0-9A-Za-z.+-]+$")
+    vm_user: str = Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    aws_user: str = Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    docker_required: bool
+    readiness_timeout: str
+    provision_timeout: str
+    aws_region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+    ssh_allowed_cidr: str | None
+    controller_name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+    controller_port: int = Field(ge=1, le=65535)
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str) -> str:
+        return check_workdir(value)
+
+    @field_validator("readiness_timeout", "provision_timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _DURATION.match(value):
+            raise ValueError(f"{value!r} is not a duration like '15m', '900s' or '1h'")
+        return value
+
+    @field_validator("ssh_allowed_cidr")
+    @classmethod
+    def _cidr(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            net = ipaddress.ip_network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a CIDR: {exc}") from None
+        if net.prefixlen == 0:
+            raise ValueError("must not admit the whole internet (0.0.0.0/0); give your own /32")
+        return value
+
+    def workdir_of(self, site_name: str) -> str:
+        site = next(s for s in self.spec.sites if s.name == site_name)
+        return site.workdir or self.workdir
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def _value(key: str, raw: str | None) -> Any:
+    spec = CONFIG_KEYS[key]
+    if raw is None:
+        return spec.default
+    if spec.kind == "object":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"config {PROJECT}:{key}: not a structured value: {exc}") from None
+    if spec.kind == "boolean":
+        if raw.lower() not in ("true", "false"):
+            raise SpecError(f"config {PROJECT}:{key}: must be true or false, got {raw!r}")
+        return raw.lower() == "true"
+    if spec.kind == "integer":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SpecError(
+                f"config {PROJECT}:{key}: must be a whole number, got {raw!r}"
+            ) from None
+    return raw
+
+
+def load_settings(values: Mapping[str, str]) -> StackSettings:
+    """Settings from the flat config the CLI passes (`fedstack:key` -> string).
+
+    Raises SpecError with one line for an unknown key, a missing `sites`, a wrong spec, a wrong
+    value, or AWS sites without `sshAllowedCidr`.
+    """
+    prefix = PROJECT + ":"
+    ours = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
+    unknown = sorted(set(ours) - set(CONFIG_KEYS))
+    if unknown:
+        raise SpecError(
+            f"config {prefix}{unknown[0]}: not a fedstack setting (known: {', '.join(CONFIG_KEYS)})"
+        )
+    if "sites" not in ours:
+        raise SpecError(f"config {prefix}sites: is required (the list of the federation's sites)")
+    spec_raw = {"sites": _value("sites", ours["sites"])}
+    spec_raw["hypervisors"] = _value("hypervisors", ours.get("hypervisors"))
+    spec = parse_spec(spec_raw)
+    plain = {
+        _snake(k): _value(k, ours.get(k))
+        for k, key in CONFIG_KEYS.items()
+        if key.kind != "object" and not key.secret
+    }
+    try:
+        settings = StackSettings(spec=spec, **plain)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0])
+        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), field)
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SpecError(f"config {prefix}{camel}: {message}") from None
+    if spec.sites_on("aws") and settings.ssh_allowed_cidr is None:
+        raise SpecError(
+            f"config {prefix}sshAllowedCidr: is required for AWS sites: the one CIDR allowed to "
+            f"reach them by SSH, e.g. `pulumi config set sshAllowedCidr $(curl -s "
+            f"https://checkip.amazonaws.com)/32`"
+        )
+    return settings
