@@ -1,0 +1,84 @@
+"""`python -m fcapi.emulator site|controller ...`: the emulator's servers as processes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from fcapi.emulator.faults import Faults
+
+
+def _add_fault_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fault knobs (also GET|PUT /_emulator/faults)")
+    g.add_argument("--latency-ms", type=float, help="added to every API request")
+    g.add_argument("--error-rate", type=float, help="fraction of requests answered 5xx")
+    g.add_argument("--error-status", type=int, help="the 5xx status sent (default 503)")
+    g.add_argument("--seed", type=int, help="seed of the 5xx draw")
+    g.add_argument("--burst-429", type=int, help="answer the next N requests 429")
+    g.add_argument("--retry-after", type=float, help="Retry-After seconds with a 429")
+    g.add_argument("--access-lifetime", type=float, help="access token lifetime, seconds")
+    g.add_argument("--app-fail", metavar="SITE", help="site name (or *) whose app fails")
+    g.add_argument("--app-hang", metavar="SITE", help="site name (or *) whose app hangs")
+    g.add_argument("--die-mid-run", metavar="SITE", help="site name (or *) whose controller exits")
+
+
+def _faults(args: argparse.Namespace) -> Faults:
+    values: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in Faults.model_fields
+        if getattr(args, name, None) is not None
+    }
+    return Faults.model_validate(values)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fcapi.emulator", description=__doc__)
+    sub = p.add_subparsers(dest="kind", required=True)
+    site = sub.add_parser("site", help="the website (featurecloud.ai)")
+    site.add_argument("--host", default="127.0.0.1")
+    site.add_argument("--port", type=int, default=8080)
+    site.add_argument("--state", type=Path, help="JSON file that keeps state across restarts")
+    _add_fault_flags(site)
+    ctl = sub.add_parser("controller", help="one site's controller")
+    ctl.add_argument("--site-url", required=True)
+    ctl.add_argument("--data-dir", type=Path, required=True)
+    ctl.add_argument("--host", default="127.0.0.1")
+    ctl.add_argument("--port", type=int, default=8000)
+    ctl.add_argument("--pid-file", type=Path)
+    ctl.add_argument("--run-timeout", type=float, default=3600.0, help="deadline of one run, s")
+    _add_fault_flags(ctl)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    from fcapi.emulator.faults import FaultState
+    from fcapi.emulator.serve import serve_forever
+
+    faults = FaultState(_faults(args))
+    if args.kind == "site":
+        from fcapi.emulator.site_context import SiteContext
+        from fcapi.emulator.site_server import build_site_app
+
+        app = build_site_app(SiteContext(args.state, faults))
+        serve_forever(app, args.host, args.port, "site")
+        return
+    from fcapi.emulator.controller_server import ControllerContext, build_controller_app
+
+    def die() -> None:
+        sys.stderr.write("fcapi-emulator controller: exiting mid-run (fault die_mid_run)\n")
+        sys.stderr.flush()
+        os._exit(17)
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    ctx = ControllerContext(
+        args.site_url, args.data_dir, faults, die=die, run_timeout=args.run_timeout
+    )
+    serve_forever(build_controller_app(ctx), args.host, args.port, "controller", args.pid_file)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Internal endpoints through which controllers run a project together (not platform API).
+
+Controllers authenticate with their site token (`X-Site-Token`, from site_info.json), as
+the real controller does with the website. They:
+- watch a project (long poll until its status or run changes),
+- finalize their uploads (when every member has, the project goes prepare -> running),
+- post an app's message, which the website routes (coordinator -> every participant,
+  participant -> coordinator, when no destination is given) into per-site inboxes,
+- fetch their inbox (long poll) and report running/finished/error per run.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from fcapi.emulator.apps import by_id
+from fcapi.emulator.httputil import HTTPError, int_param, json_body
+from fcapi.emulator.site_context import Message, SiteContext
+from fcapi.emulator.site_state import ProjectRec, SiteRec, UserRec
+from fcapi.models import ProjectStatus as S
+
+PREFIX = "/api/_emulator/relay"
+MAX_WAIT = 30.0
+
+
+class RunReport(BaseModel):
+    state: str
+    detail: str = ""
+
+
+def _wait_arg(request: Request) -> float:
+    try:
+        return min(max(float(request.query_params.get("wait", "0")), 0.0), MAX_WAIT)
+    except ValueError:
+        raise HTTPError(400, "wait must be a number of seconds") from None
+
+
+def routes(ctx: SiteContext) -> list[Route]:
+    def member_project(request: Request) -> tuple[ProjectRec, SiteRec, UserRec]:
+        site, user = ctx.site_from_token(request)
+        pid = int_param(request.path_params["pid"], "project")
+        p = ctx.data.projects.get(pid)
+        if p is None:
+            raise HTTPError(404, f"project {pid} does not exist")
+        if user.id not in p.members:
+            raise HTTPError(
+                403, f"site {site.fields.get('name')!r} is not a member of project {pid}"
+            )
+        return p, site, user
+
+    def view(p: ProjectRec, site: SiteRec) -> dict[str, Any]:
+        members = []
+        for uid, s in ctx.member_sites(p):
+            members.append(
+                {
+                    "id": str(s.id) if s else f"user{uid}",
+                    "name": s.fields.get("name") if s else None,
+                    "coordinator": uid == p.owner,
+                }
+            )
+        steps = []
+        for step in p.workflow:
+            info = by_id(int(step["federatedApp"]["id"]))
+            steps.append(info.slug if info else str(step["federatedApp"]["id"]))
+        f = ctx.faults.faults
+        return {
+            "project": p.id,
+            "status": p.status,
+            "run": p.run,
+            "steps": steps,
+            "members": members,
+            "me": str(site.id),
+            "siteName": site.fields.get("name"),
+            "faults": {
+                "app_fail": f.app_fail,
+                "app_hang": f.app_hang,
+                "die_mid_run": f.die_mid_run,
+            },
+        }
+
+    async def project(request: Request) -> Response:
+        p, site, _ = member_project(request)
+        seen = (request.query_params.get("status"), request.query_params.get("run"))
+        wait = _wait_arg(request)
+        pulse = ctx.pulse(p.id)
+        # long poll: answer at once unless the caller already knows this status and run
+        if seen == (p.status, str(p.run)) and wait > 0:
+            await pulse.wait(wait)
+            p = ctx.data.projects.get(p.id, p)
+        return JSONResponse(view(p, site))
+
+    async def finalize(request: Request) -> Response:
+        p, site, user = member_project(request)
+        if p.status != S.PREPARE:
+            raise HTTPError(
+                409,
+                f"project {p.id} is {p.status!r}: the coordinator must set it "
+                "to 'prepare' before sites finalize",
+            )
+        if user.id not in p.finalized:
+            p.finalized.append(user.id)
+        if all(uid in p.finalized for uid in p.members):
+            p.status = S.RUNNING.value
+            p.run += 1
+            p.site_states = {}
+            p.site_details = {}
+        ctx.changed(p.id)
+        return JSONResponse(view(p, site))
+
+    def current_run(request: Request) -> tuple[ProjectRec, SiteRec, UserRec, int, int]:
+        p, site, user = member_project(request)
+        run = int_param(request.path_params["run"], "run")
+        step = int_param(request.query_params.get("step", "1"), "step")
+        return p, site, user, run, step
+
+    async def post_message(request: Request) -> Response:
+        p, site, user, run, step = current_run(request)
+        if p.status != S.RUNNING or p.run != run:
+            raise HTTPError(409, f"run {run} of project {p.id} is not in progress")
+        dest = request.query_params.get("destination", "")
+        memo = request.query_params.get("memo", "")
+        payload = base64.b64encode(await request.body()).decode()
+        sites = {str(s.id): uid for uid, s in ctx.member_sites(p) if s}
+        if dest:
+            if dest not in sites:
+                raise HTTPError(400, f"destination {dest!r} is not a site of project {p.id}")
+            targets = [sites[dest]]
+        elif user.id == p.owner:
+            targets = [uid for uid in p.members if uid != p.owner]
+        else:
+            targets = [p.owner]
+        for uid in targets:
+            ctx.inbox.setdefault((p.id, run, step, uid), []).append(
+                Message(str(site.id), memo, payload)
+            )
+        ctx.pulse(p.id).bump()
+        return JSONResponse({"delivered": len(targets)})
+
+    async def get_messages(request: Request) -> Response:
+        p, _, user, run, step = current_run(request)
+        key = (p.id, run, step, user.id)
+        wait = _wait_arg(request)
+        if not ctx.inbox.get(key) and wait > 0 and p.status == S.RUNNING and p.run == run:
+            await ctx.pulse(p.id).wait(wait)
+        msgs = ctx.inbox.pop(key, [])
+        p = ctx.data.projects.get(p.id, p)
+        return JSONResponse(
+            {
+                "status": p.status,
+                "run": p.run,
+                "messages": [{"sender": m.sender, "memo": m.memo, "data": m.data} for m in msgs],
+            }
+        )
+
+    async def report(request: Request) -> Response:
+        p, _, user, run, _ = current_run(request)
+        body = await json_body(request, RunReport)
+        if body.state not in {"running", "finished", "error"}:
+            raise HTTPError(400, "state must be running, finished or error")
+        if p.status != S.RUNNING or p.run != run:
+            raise HTTPError(409, f"run {run} of project {p.id} is not in progress ({p.status})")
+        p.site_states[str(user.id)] = body.state
+        if body.detail:
+            p.site_details[str(user.id)] = body.detail[:2000]
+        states = [p.site_states.get(str(uid)) for uid in p.members]
+        if "error" in states:
+            p.status = S.ERROR.value
+        elif all(s == "finished" for s in states):
+            p.status = S.FINISHED.value
+        if p.status != S.RUNNING:
+            for key in [k for k in ctx.inbox if k[0] == p.id and k[1] == run]:
+                del ctx.inbox[key]
+        ctx.changed(p.id)
+        return JSONResponse({"status": p.status})
+
+    return [
+        Route(PREFIX + "/projects/{pid}/", project, methods=["GET"]),
+        Route(PREFIX + "/projects/{pid}/finalize/", finalize, methods=["POST"]),
+        Route(PREFIX + "/projects/{pid}/runs/{run}/messages/", post_message, methods=["POST"]),
+        Route(PREFIX + "/projects/{pid}/runs/{run}/messages/", get_messages, methods=["GET"]),
+        Route(PREFIX + "/projects/{pid}/runs/{run}/state/", report, methods=["PUT"]),
+    ]

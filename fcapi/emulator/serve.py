@@ -1,0 +1,171 @@
+"""Serving the site and controller apps: in-process for tests, or from the CLI.
+
+Uvicorn serves on a socket bound beforehand, so `port=0` yields a known free port without
+a race, and the URL is printed/yielded only once the server accepts connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from fcapi.emulator.faults import Faults, FaultState
+
+STARTUP_DEADLINE = 15.0
+
+
+@dataclass
+class RunningServer:
+    """A served emulator: `.url` to talk to it, `.context` to inspect it in tests."""
+
+    url: str
+    server: uvicorn.Server
+    context: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(app: Starlette) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=30,
+    )
+    return uvicorn.Server(config)
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+def fault_state(faults: Faults | dict[str, Any] | None) -> FaultState:
+    if isinstance(faults, dict):
+        faults = Faults.model_validate(faults)
+    return FaultState(faults)
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    app: Starlette, host: str, port: int, context: Any
+) -> AsyncIterator[RunningServer]:
+    sock = bind(host, port)
+    server = make_server(app)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_DEADLINE
+    delay = 0.005
+    while not server.started:  # poll with backoff, bounded by a deadline
+        if task.done():
+            task.result()
+            raise RuntimeError("the emulator server stopped while starting")
+        if loop.time() > deadline:
+            raise TimeoutError(f"the emulator server did not start within {STARTUP_DEADLINE} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    try:
+        yield RunningServer(url=url_of(sock), server=server, context=context)
+    finally:
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        except TimeoutError:
+            server.force_exit = True
+            await task
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def running_site(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    state: Path | str | None = None,
+    faults: Faults | dict[str, Any] | None = None,
+) -> AsyncIterator[RunningServer]:
+    """An emulated featurecloud.ai website on `host:port` for the duration of the block."""
+    from fcapi.emulator.site_context import SiteContext
+    from fcapi.emulator.site_server import build_site_app
+
+    ctx = SiteContext(Path(state) if state else None, fault_state(faults))
+    async with _serving(build_site_app(ctx), host, port, ctx) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_controller(
+    site_url: str,
+    data_dir: Path | str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    faults: Faults | dict[str, Any] | None = None,
+    run_timeout: float = 3600.0,
+    watch_timeout: float = 24 * 3600.0,
+) -> AsyncIterator[RunningServer]:
+    """An emulated controller; fault `die_mid_run` stops this server instead of the process."""
+    from fcapi.emulator.controller_server import ControllerContext, build_controller_app
+
+    holder: dict[str, uvicorn.Server] = {}
+
+    def die() -> None:
+        server = holder.get("server")
+        if server is not None:
+            server.should_exit = True
+
+    os.makedirs(data_dir, exist_ok=True)
+    ctx = ControllerContext(
+        site_url,
+        Path(data_dir),
+        fault_state(faults),
+        die=die,
+        run_timeout=run_timeout,
+        watch_timeout=watch_timeout,
+    )
+    async with _serving(build_controller_app(ctx), host, port, ctx) as running:
+        holder["server"] = running.server
+        yield running
+
+
+def serve_forever(
+    app: Starlette,
+    host: str,
+    port: int,
+    kind: str,
+    pid_file: Path | None = None,
+    on_server: Callable[[uvicorn.Server], None] | None = None,
+) -> None:
+    """CLI: bind, announce the URL on stdout's first line, serve until SIGINT/SIGTERM."""
+    sock = bind(host, port)
+    server = make_server(app)
+    if on_server is not None:
+        on_server(server)
+    if pid_file is not None:
+        pid_file.write_text(f"{os.getpid()}\n")
+    print(f"fcapi-emulator {kind} listening on {url_of(sock)}", flush=True)
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        sock.close()
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
