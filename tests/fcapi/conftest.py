@@ -71,3 +71,24 @@ def new_email(prefix: str = "user") -> str:
 @pytest.fixture
 def password() -> SecretStr:
     return SecretStr(PASSWORD)
+
+
+async def admin(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """The emulator's admin endpoints (faults, request counts): not part of the client."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=10) as c:
+        r = await c.request(method, path, json=body)
+        r.raise_for_status()
+        return r.json()
+
+
+async def new_account(site_url: str, site_name: str | None = None) -> str:
+    """Sign a fresh user up (through the API, as a real user would) and give it a site."""
+    from fcapi.website import WebsiteClient
+
+    email = new_email()
+    await WebsiteClient.signup(site_url, email, SecretStr(PASSWORD), "Test", "User")
+    async with WebsiteClient(site_url, email, SecretStr(PASSWORD), rate=30, burst=10) as c:
+        await c.ensure_site(site_name or email.split("@")[0])
+    return email
