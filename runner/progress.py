@@ -1,0 +1,187 @@
+"""The live view of a run: what every site is doing right now.
+
+A researcher at a terminal wants one table that stays in place (sites by current phase,
+elapsed time, last message), redrawn a few times a second at most so 100 sites cost nothing.
+A pipe or a CI log wants plain timestamped lines, one per event, that read well afterwards
+and diff well in tests. `--json` wants silence until the summary. The orchestrator calls the
+same `phase(...)` in every case and never knows which view is on.
+Never pass a secret in a message: the view prints what it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, TextIO
+
+ProgressMode = Literal["tty", "plain", "quiet"]
+RUN = "run"  # the row for run-level events (project, prepare...)
+
+_STATE_MARK = {"ok": "ok", "failed": "FAILED", "running": "..", "skipped": "skip"}
+
+
+@dataclass
+class _Row:
+    phase: str = "-"
+    state: str = "waiting"
+    since: float = 0.0
+    message: str = ""
+
+
+def choose_mode(stream: TextIO, json_mode: bool) -> ProgressMode:
+    if json_mode:
+        return "quiet"
+    isatty = getattr(stream, "isatty", None)
+    return "tty" if isatty is not None and isatty() else "plain"
+
+
+def _terminal_size() -> tuple[int, int]:
+    columns, lines = shutil.get_terminal_size((100, 40))
+    return columns, lines
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:4.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+class Progress:
+    """The event sink the orchestrator reports to; draws according to `mode`."""
+
+    def __init__(
+        self,
+        sites: Sequence[str],
+        *,
+        mode: ProgressMode,
+        stream: TextIO,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], datetime] = _utcnow,
+        refresh: float = 0.5,
+        size: Callable[[], tuple[int, int]] | None = None,
+    ) -> None:
+        self.mode: ProgressMode = mode
+        self._stream = stream
+        self._clock = clock
+        self._wallclock = wallclock
+        self._refresh = refresh
+        self._size = size or _terminal_size
+        self._start = clock()
+        self._rows: dict[str, _Row] = {name: _Row(since=self._start) for name in sites}
+        self._drawn_lines = 0
+        self._last_draw = float("-inf")
+        self._closed = False
+        self._stop = asyncio.Event()
+
+    def phase(self, site: str | None, phase: str, state: str, message: str = "") -> None:
+        """A site (None: the run as a whole) entered or left a phase."""
+        name = site or RUN
+        row = self._rows.setdefault(name, _Row(since=self._clock()))
+        if row.phase != phase or state == "running":
+            row.since = self._clock()
+        row.phase, row.state, row.message = phase, state, message
+        if self.mode == "plain":
+            self._line(name, f"{phase} {state}", message)
+        elif self.mode == "tty":
+            self._maybe_draw()
+
+    def note(self, site: str | None, message: str) -> None:
+        """A message without a change of phase (a retry, a poll's answer)."""
+        name = site or RUN
+        row = self._rows.setdefault(name, _Row(since=self._clock()))
+        row.message = message
+        if self.mode == "plain":
+            self._line(name, row.phase, message)
+        elif self.mode == "tty":
+            self._maybe_draw()
+
+    def _line(self, name: str, what: str, message: str) -> None:
+        stamp = self._wallclock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        tail = f": {message}" if message else ""
+        self._stream.write(f"{stamp} {name} {what}{tail}\n")
+        self._stream.flush()
+
+    def table(self) -> list[str]:
+        """The TTY table as lines, fitted to the terminal (pure given the rows and the clock)."""
+        width, height = self._size()
+        now = self._clock()
+        names = list(self._rows)
+        site_w = max([4, *(len(n) for n in names)])
+        phase_w = max([5, *(len(r.phase) for r in self._rows.values())])
+        head = f"{'site':<{site_w}}  {'phase':<{phase_w}}  {'state':<7} {'elapsed':>7}  message"
+        room = max(height - 3, 3)
+        order = names
+        if len(names) > room:  # show what needs eyes first: failed, then running
+            rank = {"failed": 0, "running": 1}
+            order = sorted(names, key=lambda n: rank.get(self._rows[n].state, 2))[: room - 1]
+        lines = [head[:width]]
+        for name in order:
+            row = self._rows[name]
+            mark = _STATE_MARK.get(row.state, row.state)
+            line = (
+                f"{name:<{site_w}}  {row.phase:<{phase_w}}  {mark:<7} "
+                f"{_elapsed(now - row.since):>7}  {row.message}"
+            )
+            lines.append(line[:width])
+        hidden = len(names) - len(order)
+        if hidden:
+            counts: dict[str, int] = {}
+            for name in names:
+                if name not in order:
+                    state = self._rows[name].state
+                    counts[state] = counts.get(state, 0) + 1
+            summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            lines.append(f"... {hidden} more sites: {summary}"[:width])
+        total = _elapsed(now - self._start)
+        lines.append(f"elapsed {total}"[:width])
+        return lines
+
+    def _maybe_draw(self) -> None:
+        if self._clock() - self._last_draw >= self._refresh:
+            self.draw()
+
+    def draw(self) -> None:
+        """Redraw the table in place (TTY mode only)."""
+        if self.mode != "tty":
+            return
+        lines = self.table()
+        up = f"\x1b[{self._drawn_lines}F" if self._drawn_lines else ""
+        self._stream.write(up + "\x1b[J" + "\n".join(lines) + "\n")
+        self._stream.flush()
+        self._drawn_lines = len(lines)
+        self._last_draw = self._clock()
+
+    async def run(self) -> None:
+        """Keep the table's elapsed times moving; start as a task, ends at `close()`."""
+        while not self._closed and self.mode == "tty":
+            self.draw()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._refresh)
+
+    def close(self) -> None:
+        """A last draw, so the final state stays on screen."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self.draw()
+
+
+def open_progress(
+    sites: Sequence[str], *, json_mode: bool = False, stream: TextIO | None = None
+) -> Progress:
+    """The view that suits where output goes: a TTY, a pipe, or nothing for `--json`."""
+    out = stream if stream is not None else sys.stderr
+    return Progress(sites, mode=choose_mode(out, json_mode), stream=out)
