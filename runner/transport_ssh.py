@@ -47,6 +47,8 @@ KEEPALIVE_INTERVAL = 10.0
 KEEPALIVE_COUNT = 3
 #: how long killing a timed-out command's process group may take
 KILL_TIMEOUT = 10.0
+#: how long the diagnostic dial after a handshake hang-up may take
+PROBE_TIMEOUT = 5.0
 
 
 class _PinnedKeyClient(asyncssh.SSHClient):
@@ -126,22 +128,9 @@ class SshSite:
                 )
             client = _PinnedKeyClient()
             try:
-                async with asyncio.timeout(remaining):
-                    conn = await asyncssh.connect(
-                        self.access.address,
-                        self.access.port,
-                        username=self.access.user,
-                        client_factory=lambda client=client: client,
-                        client_keys=[client_key],
-                        known_hosts=(pinned, [], []),
-                        agent_path=None,
-                        config=None,
-                        preferred_auth="publickey",
-                        connect_timeout=remaining,
-                        login_timeout=remaining,
-                        keepalive_interval=KEEPALIVE_INTERVAL,
-                        keepalive_count_max=KEEPALIVE_COUNT,
-                    )
+                self._conn = await self._dial(client, client_key, pinned, remaining)
+                log.debug("site %s: connected to %s", self.site.name, self._where)
+                return
             except asyncssh.HostKeyNotVerifiable:
                 raise self._key_mismatch(client.seen_key, pinned) from None
             except asyncssh.PermissionDenied:
@@ -152,8 +141,9 @@ class SshSite:
                 ) from None
             except (OSError, TimeoutError, asyncssh.Error) as exc:
                 last_error = _describe(exc)
-                if _no_common_host_key(exc):
-                    raise self._key_mismatch(None, pinned) from None
+                if isinstance(exc, asyncssh.DisconnectError):
+                    # sshd hangs up during key exchange when it has no key of the pinned types
+                    await self._probe_host_key(client_key, pinned, deadline)
                 pause = min(backoff, max(0.0, deadline - time.monotonic()))
                 log.debug(
                     "site %s: waiting for sshd at %s (attempt %d: %s; next in %.1f s)",
@@ -161,10 +151,59 @@ class SshSite:
                 )  # fmt: skip
                 await asyncio.sleep(pause)
                 backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            self._conn = conn
-            log.debug("site %s: connected to %s", self.site.name, self._where)
+
+    async def _dial(
+        self,
+        client: _PinnedKeyClient,
+        client_key: asyncssh.SSHKey,
+        pinned: list[asyncssh.SSHKey],
+        remaining: float,
+        *,
+        any_key_type: bool = False,
+    ) -> asyncssh.SSHClientConnection:
+        """One connection attempt, bounded by `remaining` seconds.
+
+        Only the pinned key types are offered, so a host holding several keys shows a pinned
+        one; `any_key_type` offers all, to learn what a host without such a key has.
+        """
+        async with asyncio.timeout(remaining):
+            return await asyncssh.connect(
+                self.access.address,
+                self.access.port,
+                username=self.access.user,
+                client_factory=lambda: client,
+                client_keys=[client_key],
+                known_hosts=(pinned, [], []),
+                server_host_key_algs="default" if any_key_type else (),
+                agent_path=None,
+                config=None,
+                preferred_auth="publickey",
+                connect_timeout=remaining,
+                login_timeout=remaining,
+                keepalive_interval=KEEPALIVE_INTERVAL,
+                keepalive_count_max=KEEPALIVE_COUNT,
+            )
+
+    async def _probe_host_key(
+        self, client_key: asyncssh.SSHKey, pinned: list[asyncssh.SSHKey], deadline: float
+    ) -> None:
+        """Raise HostKeyMismatch if the host answers with a key, of any type, not pinned.
+
+        Called after a hang-up during the handshake, which is what sshd does when it has no
+        key of the types offered; anything else (still booting, flaky network) returns quietly
+        and the caller keeps retrying.
+        """
+        client = _PinnedKeyClient()
+        remaining = min(PROBE_TIMEOUT, deadline - time.monotonic())
+        if remaining <= 0:
             return
+        try:
+            conn = await self._dial(client, client_key, pinned, remaining, any_key_type=True)
+        except asyncssh.HostKeyNotVerifiable:
+            raise self._key_mismatch(client.seen_key, pinned) from None
+        except (OSError, TimeoutError, asyncssh.Error):
+            return
+        conn.close()  # the host showed a pinned key after all; the normal dial retries
 
     def _key_mismatch(
         self, seen: asyncssh.SSHKey | None, pinned: list[asyncssh.SSHKey]
@@ -355,8 +394,3 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     text = str(exc) or type(exc).__name__
     return " ".join(text.split())
-
-
-def _no_common_host_key(exc: BaseException) -> bool:
-    """asyncssh offers only the pinned key types; a host with none of them fails key exchange."""
-    return isinstance(exc, asyncssh.KeyExchangeFailed) and "host key" in str(exc).lower()

@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -63,7 +63,6 @@ class NetnsHost:
     host_key: str
     port: int = 22
     user: str = "root"
-    _alive: bool = field(default=True, repr=False)
 
     __test__ = False
 
@@ -137,7 +136,10 @@ class NetnsHost:
     def kill(self) -> None:
         """The machine dies: sshd and everything else in the namespace is killed."""
         _kill_namespace(self.namespace)
-        self._alive = False
+
+    def start_sshd(self) -> None:
+        """Bring sshd (back) up, as a host that finishes booting; returns once it listens."""
+        _start_sshd(self.namespace, self.root, self.address)
 
     def link_down(self) -> None:
         """The network to the host is cut: packets vanish, nothing is refused."""
@@ -229,6 +231,17 @@ def _listening(address: str, port: int) -> bool:
         return False
 
 
+def _start_sshd(namespace: str, root: Path, address: str) -> None:
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    config, log = root / "sshd_config", root / "sshd.log"
+    _ip("netns", "exec", namespace, SSHD, "-f", str(config), "-E", str(log))
+    _wait(
+        lambda: _listening(address, 22),
+        START_DEADLINE,
+        f"sshd of test host {namespace} to listen on {address}:22",
+    )
+
+
 def _make_host(index: int, block: int, base: Path) -> NetnsHost:
     pid = os.getpid()
     namespace = f"{PREFIX}{pid}h{index}"
@@ -274,13 +287,7 @@ def _make_host(index: int, block: int, base: Path) -> NetnsHost:
             ]
         )
     )
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    _ip("netns", "exec", namespace, SSHD, "-f", str(config), "-E", str(root / "sshd.log"))
-    _wait(
-        lambda: _listening(address, 22),
-        START_DEADLINE,
-        f"sshd of test host {namespace} to listen on {address}:22",
-    )
+    _start_sshd(namespace, root, address)
     host_key = " ".join((root / "hostkey.pub").read_text().split()[:2])
     return NetnsHost(
         index=index,

@@ -1,0 +1,85 @@
+"""The test-host library itself, and the connect paths that need a host to change under us."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import time
+
+import asyncssh
+import pytest
+
+from runner.transport import ConnectFailed, HostKeyMismatch
+from runner.transport_ssh import SshSite
+from tests.testhosts import NS_PATTERN, PREFIX, sweep_stale
+
+pytestmark = pytest.mark.netns
+
+
+def test_hosts_are_distinct_machines(three_hosts) -> None:
+    addresses = {h.address for h in three_hosts}
+    keys = {h.host_key for h in three_hosts}
+    workdirs = {h.workdir for h in three_hosts}
+    assert len(addresses) == len(keys) == len(workdirs) == 3
+    for host in three_hosts:
+        assert NS_PATTERN.match(host.namespace)
+        assert host.exec("ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout.count(host.address)
+        assert host.pids(), "sshd runs inside the namespace"
+
+
+def test_stale_namespaces_of_dead_runs_are_swept(three_hosts) -> None:
+    dead_pid = 4_000_000 + (time.monotonic_ns() % 100_000)
+    stale = f"{PREFIX}{dead_pid}h0"
+    subprocess.run(["ip", "netns", "add", stale], check=True)
+    try:
+        removed = sweep_stale()
+        assert stale in removed
+        assert not set(removed) & {h.namespace for h in three_hosts}, "live runs are kept"
+    finally:
+        subprocess.run(["ip", "netns", "del", stale], capture_output=True, check=False)
+
+
+async def test_connect_waits_for_a_booting_host(
+    netns_hosts, caplog: pytest.LogCaptureFixture
+) -> None:
+    (host,) = netns_hosts(1)
+    host.kill()  # no sshd yet: connections are refused, as while a VM boots
+    caplog.set_level(logging.DEBUG, logger="runner.transport_ssh")
+    site = SshSite(host.site_entry("booting"), connect_timeout=15)
+    dialling = asyncio.create_task(site.connect())
+    deadline = time.monotonic() + 10
+    while not any("waiting for sshd" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "the first refused dial was never logged"
+        await asyncio.sleep(0.02)
+    assert "booting" in caplog.records[-1].getMessage()
+    host.start_sshd()
+    await asyncio.wait_for(dialling, 15)
+    assert (await site.run("echo up", timeout=5)).stdout == "up\n"
+    await site.close()
+
+
+async def test_pinned_key_of_another_type_is_a_mismatch(netns_hosts, tmp_path) -> None:
+    (host,) = netns_hosts(1)
+    key = tmp_path / "ecdsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(key)], check=True)
+    pinned = " ".join(key.with_suffix(".pub").read_text().split()[:2])
+    site = SshSite(host.site_entry("ecdsa", host_keys=[pinned]), connect_timeout=10)
+    with pytest.raises(HostKeyMismatch) as caught:
+        await site.connect()
+    message = str(caught.value)
+    seen = asyncssh.import_public_key(host.host_key).get_fingerprint()
+    assert f"the host showed ssh-ed25519 {seen}" in message
+    assert "the inventory pins ecdsa-sha2-nistp256 SHA256:" in message
+
+
+async def test_wrong_login_key_is_final(netns_hosts, tmp_path) -> None:
+    first, second = netns_hosts(2)
+    entry = first.site_entry("wrongkey")
+    access = entry.ssh.model_copy(update={"private_key": second.ssh_access().private_key})
+    site = SshSite(entry.model_copy(update={"ssh": access}), connect_timeout=10)
+    started = time.monotonic()
+    with pytest.raises(ConnectFailed) as caught:
+        await site.connect()
+    assert time.monotonic() - started < 5
+    assert "login refused" in str(caught.value)
