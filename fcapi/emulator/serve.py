@@ -30,11 +30,14 @@ class RunningServer:
     url: str
     server: uvicorn.Server
     context: Any = None
+    data_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only when it is explicit;
+    # without it every keep-alive response waits ~40 ms (Nagle against delayed ACK).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(512)
@@ -144,6 +147,7 @@ async def running_controller(
     )
     async with _serving(build_controller_app(ctx), host, port, ctx) as running:
         holder["server"] = running.server
+        running.data_dir = Path(data_dir)
         yield running
 
 
