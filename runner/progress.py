@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal, TextIO
 
 ProgressMode = Literal["tty", "plain", "quiet"]
@@ -63,7 +64,7 @@ class Progress:
 
     def __init__(
         self,
-        sites: Sequence[str],
+        sites: Sequence[str] = (),
         *,
         mode: ProgressMode,
         stream: TextIO,
@@ -84,6 +85,27 @@ class Progress:
         self._last_draw = float("-inf")
         self._closed = False
         self._stop = asyncio.Event()
+        self._ticker: asyncio.Task[None] | None = None
+
+    def start(self, run_id: str, sites: Sequence[str], run_dir: Path | None = None) -> None:
+        """Announce the run and its sites; on a TTY, keep the table's clock moving.
+
+        The redraw task is started only inside a running event loop, and ends at `close()`.
+        """
+        for name in sites:
+            self._rows.setdefault(name, _Row(since=self._clock()))
+        where = f", outputs in {run_dir}" if run_dir is not None else ""
+        if self.mode == "plain":
+            self._line(RUN, "start", f"run {run_id}, {len(sites)} sites{where}")
+        elif self.mode == "tty":
+            self._stream.write(f"run {run_id}: {len(sites)} sites{where}\n")
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None and self._ticker is None:
+                self._ticker = loop.create_task(self.run())
+            self.draw()
 
     def phase(self, site: str | None, phase: str, state: str, message: str = "") -> None:
         """A site (None: the run as a whole) entered or left a phase."""
@@ -176,7 +198,14 @@ class Progress:
             return
         self._closed = True
         self._stop.set()
+        if self._ticker is not None and not self._ticker.done():
+            self._ticker.cancel()
         self.draw()
+
+
+def make_progress(stream: TextIO, *, json_mode: bool = False) -> Progress:
+    """The view for `stream`; sites are given later, by `start`."""
+    return Progress(mode=choose_mode(stream, json_mode), stream=stream)
 
 
 def open_progress(

@@ -4,7 +4,7 @@ import asyncio
 import io
 from datetime import UTC, datetime, timedelta
 
-from runner.progress import Progress, choose_mode, open_progress
+from runner.progress import Progress, choose_mode, make_progress, open_progress
 
 
 class Clock:
@@ -111,3 +111,30 @@ async def test_run_loop_ends_on_close() -> None:
     p.close()
     await asyncio.wait_for(task, 2)
     assert "alpha" in out.getvalue()
+
+
+def test_make_progress_then_start_as_the_cli_does() -> None:
+    out, clock = io.StringIO(), Clock()
+    p = make_progress(out, json_mode=False)
+    p._clock, p._wallclock = clock, clock.wall  # deterministic stamps
+    p.start("20261123-114501-ab12", ["alpha", "beta"], run_dir=None)
+    p.phase("beta", "join", "ok")
+    p.close()
+    assert out.getvalue().splitlines() == [
+        "2026-11-23T11:45:01Z run start: run 20261123-114501-ab12, 2 sites",
+        "2026-11-23T11:45:01Z beta join ok",
+    ]
+    assert make_progress(io.StringIO(), json_mode=True).mode == "quiet"
+
+
+async def test_start_on_a_tty_runs_the_ticker_until_close() -> None:
+    out, clock = Tty(), Clock()
+    p = make_progress(out)
+    p._clock = clock
+    p.start("20261123-114501-ab12", ["alpha"])
+    assert p._ticker is not None
+    await asyncio.sleep(0)
+    p.close()
+    await asyncio.sleep(0)
+    assert p._ticker.done()
+    assert out.getvalue().startswith("run 20261123-114501-ab12: 1 sites")
