@@ -40,13 +40,16 @@ RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
 PhaseState = Literal["pending", "running", "ok", "failed", "skipped"]
 
-#: the per-site phases in the order a run passes them; the report and progress view use it too
-SITE_PHASES: tuple[str, ...] = (
+#: every phase in the order a run reaches it, run-level ones included; orders tables and colours
+PHASE_ORDER: tuple[str, ...] = (
     "connect",
     "controller",
+    "project",
+    "tokens",
     "join",
     "upload",
     "finalize",
+    "prepare",
     "watch",
     "collect",
     "stop",
@@ -88,9 +91,11 @@ class CollectedFile(_Model):
     kind: Literal["result", "log"]
     run: int
     step: int
-    #: relative to the run dir, POSIX separators
+    #: relative to the run dir, POSIX separators: the result zip or the log as downloaded
     path: str
     size: int = Field(ge=0)
+    #: for a result: the files unpacked from the zip, relative to the run dir
+    files: list[str] = Field(default_factory=list)
 
 
 class SiteState(_Model):

@@ -28,6 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from fcapi.models import ProjectRun
+from runner.checkpoint import CollectedFile
 
 #: generous for FeatureCloud's outputs, small enough that a zip bomb cannot fill the disk
 MAX_MEMBERS = 10_000
@@ -87,6 +88,24 @@ def plan_downloads(site: str, runs: Sequence[ProjectRun]) -> list[Download]:
                 )
             )
     return plan
+
+
+def pending_downloads(plan: Sequence[Download], done: Sequence[CollectedFile]) -> list[Download]:
+    """What a resumed collection still has to fetch: `plan` less what the state records."""
+    have = {(c.kind, c.run, c.step) for c in done}
+    return [d for d in plan if (d.kind, d.run, d.step) not in have]
+
+
+def collected_entry(item: Download, run_dir: Path, extracted: Sequence[Path] = ()) -> CollectedFile:
+    """The checkpoint's record of a finished download (and, for a result, what it unpacked)."""
+    return CollectedFile(
+        kind=item.kind,
+        run=item.run,
+        step=item.step,
+        path=item.path,
+        size=(run_dir / item.path).stat().st_size,
+        files=sorted(p.relative_to(run_dir).as_posix() for p in extracted),
+    )
 
 
 def missing_results(runs: Sequence[ProjectRun]) -> bool:

@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedinfra.inventory import Inventory
-from runner.checkpoint import SITE_PHASES, STATE_FILE, PhaseRecord, RunState, utcnow
+from runner.checkpoint import PHASE_ORDER, STATE_FILE, PhaseRecord, RunState, utcnow
 from runner.files import is_temp_name, sha256_file, write_atomic
 
 MANIFEST_FILE = "manifest.json"
@@ -108,7 +108,10 @@ class SiteMetrics(_Out):
     bytes_uploaded: int
     bytes_uploaded_on_host: int
     bytes_downloaded: int
+    #: the result zips as downloaded
     results: list[str]
+    #: the files unpacked from each zip, by the zip's path
+    result_files: dict[str, list[str]]
     logs: list[str]
 
 
@@ -154,6 +157,7 @@ class Metrics(_Out):
     counters: dict[str, float]
     resources: Resources | None = None
     results: list[str]
+    result_files: list[str]
     logs: list[str]
 
 
@@ -195,8 +199,9 @@ def _timing(name: str, record: PhaseRecord, start: datetime) -> PhaseTiming:
     )
 
 
-def _phase_order(name: str) -> int:
-    return SITE_PHASES.index(name) if name in SITE_PHASES else len(SITE_PHASES)
+def phase_rank(name: str) -> tuple[int, str]:
+    """Sort key: phases in run order, unknown ones after them by name."""
+    return (PHASE_ORDER.index(name) if name in PHASE_ORDER else len(PHASE_ORDER), name)
 
 
 def _site_status(state: RunState, name: str) -> Literal["ok", "failed", "incomplete"]:
@@ -209,7 +214,7 @@ def _site_status(state: RunState, name: str) -> Literal["ok", "failed", "incompl
 def _overall_phases(state: RunState) -> list[PhaseTiming]:
     """Run-level phases, and each site phase spanning its first start to its last finish."""
     spans: dict[str, PhaseRecord] = dict(state.phases)
-    names = sorted({n for s in state.sites.values() for n in s.phases}, key=_phase_order)
+    names = sorted({n for s in state.sites.values() for n in s.phases}, key=phase_rank)
     for name in names:
         records = [s.phases[name] for s in state.sites.values() if name in s.phases]
         starts = [r.started_at for r in records if r.started_at is not None]
@@ -256,7 +261,7 @@ def build_metrics(
         s = state.sites[entry.name]
         local = [f for f in s.uploaded.values() if f.location == "local"]
         host = [f for f in s.uploaded.values() if f.location == "host"]
-        ordered = sorted(s.phases.items(), key=lambda kv: _phase_order(kv[0]))
+        ordered = sorted(s.phases.items(), key=lambda kv: phase_rank(kv[0]))
         sites.append(
             SiteMetrics(
                 name=entry.name,
@@ -270,6 +275,9 @@ def build_metrics(
                 bytes_uploaded_on_host=sum(f.size for f in host),
                 bytes_downloaded=sum(c.size for c in s.collected),
                 results=sorted(c.path for c in s.collected if c.kind == "result"),
+                result_files={
+                    c.path: sorted(c.files) for c in s.collected if c.kind == "result" and c.files
+                },
                 logs=sorted(c.path for c in s.collected if c.kind == "log"),
             )
         )
@@ -287,6 +295,7 @@ def build_metrics(
         downloaded=sum(s.bytes_downloaded for s in sites),
     )
     results = sorted(p for s in sites for p in s.results)
+    result_files = sorted(f for s in sites for fs in s.result_files.values() for f in fs)
     logs = sorted(p for s in sites for p in s.logs)
     wall = (end - state.created_at).total_seconds()
     metadata: dict[str, str | int | float | None] = {
@@ -328,6 +337,7 @@ def build_metrics(
         counters=counters,
         resources=resources,
         results=results,
+        result_files=result_files,
         logs=logs,
     )
 

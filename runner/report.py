@@ -12,8 +12,7 @@ import math
 from html import escape
 from urllib.parse import quote
 
-from runner.checkpoint import SITE_PHASES
-from runner.manifest import Manifest, Metrics, PhaseTiming
+from runner.manifest import Manifest, Metrics, PhaseTiming, phase_rank
 
 #: a colour per phase, colour-blind friendly (Okabe-Ito and neighbours), in run order
 _PALETTE = (
@@ -82,10 +81,7 @@ def _badge(status: str) -> str:
 def phase_colours(metrics: Metrics) -> dict[str, str]:
     """A stable colour per phase name: known phases in run order, others after them."""
     names = [p.name for p in metrics.phases] + [p.name for s in metrics.sites for p in s.phases]
-    ordered = sorted(
-        dict.fromkeys(names),
-        key=lambda n: (SITE_PHASES.index(n) if n in SITE_PHASES else len(SITE_PHASES), n),
-    )
+    ordered = sorted(dict.fromkeys(names), key=phase_rank)
     return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(ordered)}
 
 
@@ -219,7 +215,15 @@ def _phases_table(metrics: Metrics) -> str:
 def _files_list(metrics: Metrics) -> str:
     parts = []
     for s in metrics.sites:
-        items = [f"<li>result: {_link(p)}</li>" for p in s.results]
+        items = []
+        for archive in s.results:
+            inner = s.result_files.get(archive, [])
+            unpacked = "".join(f"<li>{_link(f)}</li>" for f in inner)
+            items.append(
+                f"<li>result zip: {_link(archive)}"
+                + (f"<ul>{unpacked}</ul>" if inner else "")
+                + "</li>"
+            )
         items += [f"<li>log: {_link(p)}</li>" for p in s.logs]
         body = "".join(items) or '<li class="muted">nothing collected</li>'
         parts.append(f"<h3>{_e(s.name)}</h3><ul>{body}</ul>")

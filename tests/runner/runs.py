@@ -54,7 +54,15 @@ def finished_state(fail: str | None = None) -> cp.RunState:
         )
         site.collected.append(
             cp.CollectedFile(
-                kind="result", run=1, step=1, path=f"sites/{name}/run1/step1/output.csv", size=20
+                kind="result",
+                run=1,
+                step=1,
+                path=f"sites/{name}/run1/results_step1.zip",
+                size=20,
+                files=[
+                    f"sites/{name}/run1/step1/output.csv",
+                    f"sites/{name}/run1/step1/config.yml",
+                ],
             )
         )
         site.collected.append(

@@ -139,3 +139,19 @@ def test_duplicate_members_refused(tmp_path: Path) -> None:
             zf.writestr("a.txt", b"2")
     with pytest.raises(UnsafeArchive, match="appears twice"):
         extract_result(path, tmp_path / "out")
+
+
+def test_resume_skips_what_was_collected_and_records_unpacked_files(tmp_path: Path) -> None:
+    runs = [ProjectRun(runNr=1, logSteps=[1], resultSteps=[1])]
+    plan = plan_downloads("alpha", runs)
+    zip_path = tmp_path / plan[0].path
+    zip_path.parent.mkdir(parents=True)
+    _zip(zip_path, {"output.csv": b"5\n"})
+    assert plan[0].extract_to is not None
+    files = extract_result(zip_path, tmp_path / plan[0].extract_to)
+    entry = collect.collected_entry(plan[0], tmp_path, files)
+    assert entry.path == "sites/alpha/run1/results_step1.zip"
+    assert entry.files == ["sites/alpha/run1/step1/output.csv"]
+    assert entry.size == zip_path.stat().st_size
+    assert collect.pending_downloads(plan, [entry]) == [plan[1]]
+    assert collect.pending_downloads(plan, []) == plan

@@ -56,7 +56,17 @@ def test_metrics_of_a_finished_run() -> None:
     assert m.bytes_moved.uploaded_from_runner == 100 + 101 + 102
     assert m.bytes_moved.downloaded == 3 * 70
     assert m.counters["website_requests"] == 9
-    assert m.results[0] == "sites/alpha/run1/step1/output.csv"
+    assert m.results[0] == "sites/alpha/run1/results_step1.zip"
+    assert m.result_files[:2] == [
+        "sites/alpha/run1/step1/config.yml",
+        "sites/alpha/run1/step1/output.csv",
+    ]
+    assert m.sites[0].result_files == {
+        "sites/alpha/run1/results_step1.zip": [
+            "sites/alpha/run1/step1/config.yml",
+            "sites/alpha/run1/step1/output.csv",
+        ]
+    }
     assert m.logs[-1] == "sites/gamma/run1/log_step1.txt"
     names = [p.name for p in m.phases]
     assert names == ["project", "connect", "join", "upload", "finalize", "collect"]

@@ -73,6 +73,7 @@ def test_report_has_sites_phases_results_and_no_external_anything(tmp_path: Path
     assert "svg" in tags and "style" in tags
     hrefs = [a.get("href") for t, a in parsed.tags if t == "a"]
     assert "sites/alpha/run1/step1/output.csv" in hrefs
+    assert "sites/alpha/run1/results_step1.zip" in hrefs
     assert "sites/gamma/run1/log_step1.txt" in hrefs
     assert "runner.log" in hrefs and "manifest.json" in hrefs
     assert "17" in text and "mean-app" in text
