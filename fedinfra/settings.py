@@ -77,7 +77,7 @@ CONFIG_KEYS: dict[str, Key] = {
         "eu-central-1", "AWS region of the explicit aws provider (aws:region is not read)."
     ),
     "sshAllowedCidr": Key(
-        None,
+        "",
         "The only source CIDR allowed to reach AWS instances by SSH, e.g. 198.51.100.7/32. "
         "Required when any site runs on AWS; there is deliberately no 0.0.0.0/0 default.",
     ),
@@ -136,8 +136,8 @@ class StackSettings(BaseModel):
     @field_validator("ssh_allowed_cidr")
     @classmethod
     def _cidr(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+        if not value:
+            return None  # "" is Pulumi.yaml's way of saying "unset"
         try:
             net = ipaddress.ip_network(value, strict=True)
         except ValueError as exc:

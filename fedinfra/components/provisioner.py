@@ -1,0 +1,165 @@
+"""Provisioner: readiness gate, then provisioning (or only a check), on one host over SSH.
+
+Every connection pins the host key (`host_key`): pulumi-command otherwise accepts any key. The
+gate dials without a limit until its create deadline, because a booting VM refuses connections
+for a while and pulumi-command's default of 10 dials is used up in seconds; everything else
+depends on the gate. The script and its settings (some secret) go on stdin of `bash -s`, never
+into the command text; a changed script replaces the command (triggers), so it runs again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from fedinfra.script import (
+    CHECK_SCRIPT,
+    PROVISION_SCRIPT,
+    RUN_STDIN,
+    cleanup_command,
+    load_script,
+    provision_settings,
+    readiness_command,
+    render_stdin,
+    script_sha256,
+)
+
+TYPE = "fedstack:host:Provisioner"
+
+
+@dataclass(frozen=True)
+class HostAccess:
+    """How Pulumi reaches a host; the same facts the inventory hands the runner."""
+
+    address: pulumi.Input[str]
+    port: int
+    user: str
+    #: OpenSSH private key text (a secret Output)
+    private_key: pulumi.Input[str]
+    #: the pinned public host key, "ssh-ed25519 AAAA..."
+    host_key: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class ProvisionPlan:
+    """What to do on the host once it is reachable."""
+
+    workdir: str
+    fc_version: str
+    docker_required: bool
+    readiness_timeout: str
+    provision_timeout: str
+    #: True: machines fedstack made, whose cloud-init must finish first
+    cloud_init: bool
+    #: False: only check that docker, python3 and featurecloud are there (BYO opt-out)
+    provision: bool = True
+    #: set on bring-your-own hosts: destroy stops this controller and removes the workdir
+    cleanup_stop_command: str | None = None
+    controller_name: str | None = None
+    #: secret Output or None: a package index URL for pip, which may carry a token
+    pip_index_url: pulumi.Input[str] | None = None
+
+
+def _connection(access: HostAccess, *, unlimited_dials: bool) -> remote.ConnectionArgs:
+    return remote.ConnectionArgs(
+        host=access.address,
+        port=float(access.port),
+        user=access.user,
+        private_key=access.private_key,
+        host_key=access.host_key,
+        dial_error_limit=-1 if unlimited_dials else 30,
+        per_dial_timeout=15,
+    )
+
+
+def provision_stdin(plan: ProvisionPlan, script: str) -> pulumi.Output[str]:
+    """Settings + script for `bash -s`; secret as soon as any setting is secret."""
+    index = pulumi.Output.from_input(plan.pip_index_url) if plan.pip_index_url else None
+
+    def render(pip_index_url: str | None) -> str:
+        settings = provision_settings(
+            workdir=plan.workdir,
+            fc_version=plan.fc_version,
+            docker_required=plan.docker_required,
+            pip_index_url=pip_index_url,
+        )
+        return render_stdin(settings, script)
+
+    if index is None:
+        return pulumi.Output.from_input(render(None))
+    return pulumi.Output.secret(index.apply(render))
+
+
+class Provisioner(pulumi.ComponentResource):
+    """Gate -> provision (or check) [-> cleanup on destroy, BYO hosts] for one host."""
+
+    ready: remote.Command
+    setup: remote.Command
+    cleanup: remote.Command | None
+
+    def __init__(
+        self,
+        name: str,
+        access: HostAccess,
+        plan: ProvisionPlan,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.ready = remote.Command(
+            f"{name}-ready",
+            connection=_connection(access, unlimited_dials=True),
+            create=readiness_command(cloud_init=plan.cloud_init),
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(create=plan.readiness_timeout)
+                ),
+            ),
+        )
+        after_ready = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=[self.ready])
+        )
+
+        script = load_script(PROVISION_SCRIPT if plan.provision else CHECK_SCRIPT)
+        stdin = (
+            provision_stdin(plan, script) if plan.provision else pulumi.Output.from_input(script)
+        )
+        self.setup = remote.Command(
+            f"{name}-{'provision' if plan.provision else 'check'}",
+            connection=_connection(access, unlimited_dials=False),
+            create=RUN_STDIN,
+            stdin=stdin,
+            triggers=[script_sha256(script)],
+            add_previous_output_in_env=False,
+            logging=remote.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions.merge(
+                after_ready,
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=plan.provision_timeout, update=plan.provision_timeout
+                    ),
+                ),
+            ),
+        )
+
+        self.cleanup = None
+        if plan.cleanup_stop_command is not None and plan.controller_name is not None:
+            # A separate resource, so that a re-provisioning (replacement) never runs it.
+            self.cleanup = remote.Command(
+                f"{name}-cleanup",
+                connection=_connection(access, unlimited_dials=False),
+                create="true",
+                delete=cleanup_command(
+                    workdir=plan.workdir,
+                    stop_command=plan.cleanup_stop_command,
+                    controller_name=plan.controller_name,
+                ),
+                add_previous_output_in_env=False,
+                opts=after_ready,
+            )
+
+        self.register_outputs({"ready": self.ready.stdout, "summary": self.setup.stdout})
