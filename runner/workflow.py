@@ -306,6 +306,9 @@ def check_against(spec: WorkflowSpec, inventory: Inventory, source: Path) -> Wor
         outdir = source.parent / outdir
     if outdir.exists() and not outdir.is_dir():
         raise WorkflowError(f"{source}: field outdir: {outdir} exists and is not a folder")
+    existing = next(p for p in (outdir, *outdir.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise WorkflowError(f"{source}: field outdir: cannot write under {existing}")
     return Workflow(
         source=source,
         app=spec.app,

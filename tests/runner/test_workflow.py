@@ -188,3 +188,10 @@ def test_default_workflow_from_stack_config(tmp_path: Path) -> None:
     assert wf.workflow_path_from_config({"workflow": "x.toml"}, tmp_path) == tmp_path / "x.toml"
     with pytest.raises(wf.WorkflowError, match="fedstack:workflow"):
         wf.workflow_path_from_config({"fedstack:workflow": 3}, tmp_path)
+
+
+def test_outdir_under_a_file(folder: Path) -> None:
+    (folder / "blocker").write_text("a file")
+    text = GOOD.replace('outdir = "out"', 'outdir = "blocker/out"')
+    with pytest.raises(wf.WorkflowError, match="field outdir: cannot write under"):
+        wf.load_workflow(_write(folder, text), make_inventory())
