@@ -39,6 +39,8 @@ NETWORK = ipaddress.ip_network("10.231.0.0/16")
 BLOCKS = NETWORK.num_addresses // 4  # /30 links
 PREFIX = "fst"
 NS_PATTERN = re.compile(rf"^{PREFIX}(\d+)h(\d+)$")
+#: the label of a group's runner address on the runner's loopback: `lo:f<pid>g<n>`
+LABEL_PATTERN = re.compile(r"inet (10\.231\.\d+\.\d+)/32 .*\blo:f(\d+)g\d+")
 SSHD = "/usr/sbin/sshd"
 LOCK_FILE = "/run/fedstack-testhosts.lock"
 #: how long a fresh sshd may take to listen, and a killed host's processes to go
@@ -57,6 +59,9 @@ class NetnsHost:
     veth: str
     address: str
     gateway: str
+    #: where this host reaches the runner's machine (shared by a group's hosts): bind servers the
+    #: hosts must call (the emulated website) to this address
+    runner_address: str
     root: Path
     workdir: str
     private_key: str
@@ -182,7 +187,10 @@ def _remove_namespace(namespace: str) -> None:
 
 
 def sweep_stale() -> list[str]:
-    """Remove namespaces of our prefix whose creating process is gone (a crashed earlier run)."""
+    """Remove namespaces and runner addresses of our prefix whose creating process is gone.
+
+    Those are what a crashed earlier run (of this pid namespace) left behind.
+    """
     removed = []
     for line in _ip("netns", "list", check=False).stdout.splitlines():
         name = line.split()[0] if line.split() else ""
@@ -190,6 +198,10 @@ def sweep_stale() -> list[str]:
         if match and not Path(f"/proc/{match.group(1)}").exists():
             _remove_namespace(name)
             removed.append(name)
+    for match in LABEL_PATTERN.finditer(_ip("-4", "-o", "addr", "show", "dev", "lo").stdout):
+        if not Path(f"/proc/{match.group(2)}").exists():
+            _ip("addr", "del", f"{match.group(1)}/32", "dev", "lo", check=False)
+            removed.append(match.group(1))
     return removed
 
 
@@ -242,7 +254,7 @@ def _start_sshd(namespace: str, root: Path, address: str) -> None:
     )
 
 
-def _make_host(index: int, block: int, base: Path) -> NetnsHost:
+def _make_host(index: int, block: int, base: Path, runner_address: str) -> NetnsHost:
     pid = os.getpid()
     namespace = f"{PREFIX}{pid}h{index}"
     veth = f"v{PREFIX}{pid}h{index}"[:15]
@@ -259,6 +271,8 @@ def _make_host(index: int, block: int, base: Path) -> NetnsHost:
     _ip("netns", "exec", namespace, "ip", "addr", "add", f"{address}/30", "dev", "eth0")
     _ip("netns", "exec", namespace, "ip", "link", "set", "eth0", "up")
     _ip("netns", "exec", namespace, "ip", "link", "set", "lo", "up")
+    # one route, to the group's runner address only: hosts reach nothing else of this machine
+    _ip("netns", "exec", namespace, "ip", "route", "add", f"{runner_address}/32", "via", gateway)
 
     _keygen(root / "hostkey")
     _keygen(root / "userkey")
@@ -295,6 +309,7 @@ def _make_host(index: int, block: int, base: Path) -> NetnsHost:
         veth=veth,
         address=address,
         gateway=gateway,
+        runner_address=runner_address,
         root=root,
         workdir=str(workdir),
         private_key=(root / "userkey").read_text(),
@@ -312,22 +327,35 @@ def test_hosts(n: int) -> Iterator[list[NetnsHost]]:
     base = Path(tempfile.mkdtemp(prefix=f"fedstack-hosts-{os.getpid()}-"))
     hosts: list[NetnsHost] = []
     namespaces: list[str] = []
+    label = f"lo:f{os.getpid()}g{next(_counter)}"[:15]
+    runner_address = ""
     try:
         # the lock keeps two concurrent runs from picking the same free /30 blocks
         with open(LOCK_FILE, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             used = _used_blocks()
             start = (os.getpid() * 16) % BLOCKS
-            free = (b % BLOCKS for b in range(start, start + BLOCKS) if b % BLOCKS not in used)
+            free = (
+                b % BLOCKS
+                for b in range(start, start + BLOCKS)
+                if b % BLOCKS not in used and b % BLOCKS != 0
+            )
+            # the runner's address for this group lives on the runner's loopback (labelled with
+            # our pid for the sweeper), so it stays reachable whichever host's link is cut
+            runner_address = str(
+                ipaddress.ip_address(int(NETWORK.network_address) + next(free) * 4 + 1)
+            )
+            _ip("addr", "add", f"{runner_address}/32", "dev", "lo", "label", label)
             for _ in range(n):
                 index = next(_counter)
                 namespaces.append(f"{PREFIX}{os.getpid()}h{index}")
-                block = next(b for b in free if b != 0)
-                hosts.append(_make_host(index, block, base))
+                hosts.append(_make_host(index, next(free), base, runner_address))
         yield hosts
     finally:
         for namespace in namespaces:
             _remove_namespace(namespace)
+        if runner_address:
+            _ip("addr", "del", f"{runner_address}/32", "dev", "lo", check=False)
         shutil.rmtree(base, ignore_errors=True)
 
 

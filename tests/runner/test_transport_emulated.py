@@ -1,7 +1,7 @@
 """The emulator's controller driven through the transports, as the runner will drive it.
 
 Over SSH the controller runs inside a test host's namespace on that host's 127.0.0.1:8000 and
-reaches the emulated website at the runner's end of the host's link (`host.gateway`); the
+reaches the emulated website at the runner's address for test hosts (`host.runner_address`); the
 runner reaches the controller only through the tunnel. The same start/stop commands
 (`runner.emulated.controller_spec`) serve the local transport.
 """
@@ -65,9 +65,9 @@ async def controller_round_trip(
 
 @pytest.fixture
 async def website_on_link(netns_hosts) -> AsyncIterator[tuple[NetnsHost, str]]:
-    """One test host and the emulated website on the runner's side of that host's link."""
+    """One test host and the emulated website on the address test hosts reach the runner at."""
     (host,) = netns_hosts(1)
-    async with running_site(host=host.gateway, port=0) as web:
+    async with running_site(host=host.runner_address, port=0) as web:
         yield host, web.url
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+import sys
 import time
 
 import asyncssh
@@ -28,16 +29,46 @@ def test_hosts_are_distinct_machines(three_hosts) -> None:
         assert host.pids(), "sshd runs inside the namespace"
 
 
-def test_stale_namespaces_of_dead_runs_are_swept(three_hosts) -> None:
+def test_every_host_reaches_the_runner_address_and_only_it(three_hosts, tmp_path) -> None:
+    address = three_hosts[0].runner_address
+    assert {h.runner_address for h in three_hosts} == {address}
+    (tmp_path / "who.txt").write_text("runner")
+    argv = ["-m", "http.server", "0", "--bind", address, "--directory", str(tmp_path)]
+    server = subprocess.Popen([sys.executable, "-u", *argv], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split("port ")[1].split()[0])
+        fetch = (
+            "import sys, urllib.request; "
+            "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+        )
+        three_hosts[1].link_down()  # another host's link going down changes nothing
+        for host in (three_hosts[0], three_hosts[2]):
+            got = host.exec(sys.executable, "-c", fetch, f"http://{address}:{port}/who.txt")
+            assert got.stdout.strip() == "runner"
+        routes = three_hosts[2].exec("ip", "route").stdout
+        assert "default" not in routes
+    finally:
+        server.kill()
+        server.wait(5)
+
+
+def test_stale_namespaces_and_addresses_of_dead_runs_are_swept(three_hosts) -> None:
     dead_pid = 4_000_000 + (time.monotonic_ns() % 100_000)
-    stale = f"{PREFIX}{dead_pid}h0"
+    stale, address = f"{PREFIX}{dead_pid}h0", "10.231.0.1"
     subprocess.run(["ip", "netns", "add", stale], check=True)
+    label = f"lo:f{dead_pid}g0"
+    subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo", "label", label], check=True)
     try:
         removed = sweep_stale()
         assert stale in removed
+        assert address in removed
         assert not set(removed) & {h.namespace for h in three_hosts}, "live runs are kept"
     finally:
         subprocess.run(["ip", "netns", "del", stale], capture_output=True, check=False)
+        subprocess.run(
+            ["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False
+        )
 
 
 async def test_connect_waits_for_a_booting_host(
