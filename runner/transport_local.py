@@ -23,6 +23,7 @@ from runner.transport import (
     CommandFailed,
     CommandResult,
     CommandTimeout,
+    TransportError,
     detached_start_command,
     host_upload_command,
     host_upload_program,
@@ -93,7 +94,10 @@ class LocalSite:
     async def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
         """Write to a temporary name beside the file with its mode, then rename into place."""
         raw = data.encode() if isinstance(data, str) else data
-        await asyncio.to_thread(_write_atomic, Path(path), raw, mode)
+        try:
+            await asyncio.to_thread(_write_atomic, Path(path), raw, mode)
+        except OSError as exc:
+            raise TransportError(self.site.name, f"writing {path} failed: {exc}") from None
 
     async def start_controller(self) -> None:
         """Start the controller detached, output in `{workdir}/controller.log`."""

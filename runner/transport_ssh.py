@@ -110,7 +110,9 @@ class SshSite:
         waiting cannot fix them.
         """
         if self._conn is not None:
-            return
+            if not self._conn.is_closed():
+                return
+            self._drop()  # the host went away: dial again, forwards included
         client_key = _load_client_key(self.access)
         pinned = _pinned_keys(self.access)
         deadline = time.monotonic() + self.connect_timeout
@@ -295,17 +297,23 @@ class SshSite:
         raw = data.encode() if isinstance(data, str) else data
         directory = posixpath.dirname(path) or "."
         temp = posixpath.join(directory, f".{posixpath.basename(path)}.{secrets.token_hex(4)}")
-        async with conn.start_sftp_client() as sftp:
-            await sftp.makedirs(directory, exist_ok=True)
-            async with sftp.open(temp, "wb", asyncssh.SFTPAttrs(permissions=mode)) as handle:
-                await handle.write(raw)
-            try:
-                await sftp.chmod(temp, mode)
-                await sftp.posix_rename(temp, path)
-            except BaseException:
-                with contextlib.suppress(asyncssh.SFTPError):
-                    await sftp.remove(temp)
-                raise
+        try:
+            async with conn.start_sftp_client() as sftp:
+                await sftp.makedirs(directory, exist_ok=True)
+                attrs = asyncssh.SFTPAttrs(permissions=mode)
+                async with sftp.open(temp, "wb", attrs) as handle:
+                    await handle.write(raw)
+                try:
+                    await sftp.chmod(temp, mode)
+                    await sftp.posix_rename(temp, path)
+                except BaseException:
+                    with contextlib.suppress(asyncssh.Error, OSError):
+                        await sftp.remove(temp)
+                    raise
+        except (OSError, asyncssh.Error) as exc:
+            raise TransportError(
+                self.site.name, f"writing {path} on {self._where} failed: {_describe(exc)}"
+            ) from None
 
     async def start_controller(self) -> None:
         """Run the inventory's start command detached; readiness is confirmed by /ping/ after."""
@@ -363,11 +371,16 @@ class SshSite:
         result = await self.run(command, stdin=host_upload_program(), timeout=timeout)
         return parse_bytes_sent(self.site.name, result, host_path)
 
-    async def close(self) -> None:
+    def _drop(self) -> asyncssh.SSHClientConnection | None:
+        """Forget the connection and its forwards; return the connection to close."""
         for listener in self._forwards.values():
             listener.close()
         self._forwards.clear()
         conn, self._conn = self._conn, None
+        return conn
+
+    async def close(self) -> None:
+        conn = self._drop()
         if conn is not None:
             conn.close()
             try:

@@ -14,7 +14,13 @@ import pytest
 
 from fedinfra.inventory import ControllerSpec, SiteEntry
 from runner.emulated import controller_spec, pid_file
-from runner.transport import CommandFailed, CommandTimeout, SiteConnection, open_site
+from runner.transport import (
+    CommandFailed,
+    CommandTimeout,
+    SiteConnection,
+    TransportError,
+    open_site,
+)
 from runner.transport_local import LocalSite
 from tests.runner.transport_helpers import (
     HTTP_SERVER_STOP,
@@ -81,6 +87,9 @@ async def test_write_file_mode_is_atomic(tmp_path: Path) -> None:
     target = tmp_path / "site" / "data" / "site_info.json"
     async with LocalSite(local_site(tmp_path)) as site:
         await site.write_file(str(target), '{"id": 1}', mode=0o600)
+        with pytest.raises(TransportError) as caught:
+            await site.write_file("/proc/version/x", "no")
+        assert str(caught.value).startswith("site here: writing /proc/version/x failed")
     assert target.read_text() == '{"id": 1}'
     assert target.stat().st_mode & 0o777 == 0o600
     assert os.listdir(target.parent) == ["site_info.json"]

@@ -127,6 +127,9 @@ async def test_write_file_sets_mode_and_leaves_no_temporary(pair: list[NetnsHost
         await site.write_file(target, '{"id": 1}', mode=0o600)
         await site.write_file(target, b'{"id": 2}', mode=0o600)
         stat = await site.run(f"stat -c %a {target}; ls -A {host.workdir}/data/sub", timeout=5)
+        with pytest.raises(TransportError) as caught:
+            await site.write_file("/proc/version/x", "no")
+        assert str(caught.value).startswith("site beta: writing /proc/version/x on root@")
     assert stat.stdout.split() == ["600", "site_info.json"]
     assert Path(target).read_text() == '{"id": 2}'
 
@@ -242,7 +245,7 @@ async def test_dead_host_is_named_within_the_deadline(
         assert "\n" not in message
 
 
-async def test_host_dying_mid_run_is_an_error_not_a_hang(netns_hosts) -> None:
+async def test_host_dying_mid_run_is_an_error_and_a_reconnect_works(netns_hosts) -> None:
     (host,) = netns_hosts(1)
     async with SshSite(host.site_entry("alpha"), connect_timeout=10) as site:
         assert (await site.run("true", timeout=5)).ok
@@ -252,3 +255,6 @@ async def test_host_dying_mid_run_is_an_error_not_a_hang(netns_hosts) -> None:
             await site.run("sleep 60", timeout=10)
         assert time.monotonic() - started < 10
         assert "site alpha" in str(caught.value)
+        host.start_sshd()  # the host comes back: connect() dials afresh
+        await site.connect()
+        assert (await site.run("echo back", timeout=5)).stdout == "back\n"
