@@ -25,7 +25,11 @@ _PALETTE = (
     "#F0E442",
     "#999999",
     "#7F3C8D",
-    "#11A579",
+    "#8C564B",
+    "#333333",
+    "#17BECF",
+    "#BCBD22",
+    "#E7298A",
 )
 _RUN_ROW = "(run)"
 
@@ -104,6 +108,21 @@ def _bars(phases: list[PhaseTiming], end: float) -> list[tuple[str, float, float
     return bars
 
 
+def _legend_layout(
+    colours: dict[str, str], left: float, right: float
+) -> dict[str, tuple[str, float, int]]:
+    """Where each legend entry goes: (colour, x, row), wrapping before the right edge."""
+    out: dict[str, tuple[str, float, int]] = {}
+    x, row = left, 0
+    for name, colour in colours.items():
+        width = 28 + 7.5 * len(name)
+        if x + width > right and x > left:
+            x, row = left, row + 1
+        out[name] = (colour, x, row)
+        x += width
+    return out
+
+
 def timeline_svg(metrics: Metrics) -> str:
     """A Gantt chart: sites as rows, phases as coloured bars, an axis in seconds."""
     rows: list[tuple[str, list[tuple[str, float, float, str]]]] = []
@@ -120,15 +139,16 @@ def timeline_svg(metrics: Metrics) -> str:
     width = 960
     plot_w = width - left - right
     axis_y = top + row_h * len(rows) + 4
-    legend_y = axis_y + 40
-    height = legend_y + 20
+    legend = _legend_layout(colours, left, width - right)
+    legend_y = axis_y + 56
+    height = legend_y + 20 * max((row for _, _, row in legend.values()), default=0) + 12
 
     def x(seconds: float) -> float:
         return left + plot_w * seconds / span
 
     parts = [
-        f'<svg role="img" aria-label="timeline of phases per site" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}">'
+        f'<svg role="img" aria-label="timeline of phases per site" width="100%" '
+        f'style="max-width:{width}px;height:auto" viewBox="0 0 {width} {height}">'
     ]
     for i, (label, bars) in enumerate(rows):
         y = top + i * row_h
@@ -167,13 +187,12 @@ def timeline_svg(metrics: Metrics) -> str:
         f'<text x="{left + plot_w}" y="{axis_y + 32}" text-anchor="end" fill="#666">'
         "seconds since the run started</text>"
     )
-    lx = float(left)
-    for name, colour in colours.items():
+    for name, (colour, lx, row) in legend.items():
+        ly = legend_y + 20 * row
         parts.append(
-            f'<rect x="{lx:.0f}" y="{legend_y - 10}" width="12" height="12" fill="{colour}"></rect>'
-            f'<text x="{lx + 16:.0f}" y="{legend_y}">{_e(name)}</text>'
+            f'<rect x="{lx:.0f}" y="{ly - 10}" width="12" height="12" fill="{colour}"></rect>'
+            f'<text x="{lx + 16:.0f}" y="{ly}">{_e(name)}</text>'
         )
-        lx += 28 + 7.5 * len(name)
     parts.append("</svg>")
     return "".join(parts)
 
