@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     signup.add_argument("--first-name", default="")
     signup.add_argument("--last-name", default="")
     signup.add_argument("--site-name", help="name of the account's site (default: the e-mail)")
+    signup.add_argument("--role", default="user", help="account role (default: user)")
     signup.add_argument(
         "--password-stdin",
         action="store_true",
@@ -451,7 +452,9 @@ async def cmd_signup(ctx: Ctx) -> None:
         password = SecretStr(line)
     else:
         password = ctx.password(a.email)
-    user = await WebsiteClient.signup(a.website_url, a.email, password, a.first_name, a.last_name)
+    user = await WebsiteClient.signup(
+        a.website_url, a.email, password, a.first_name, a.last_name, role=a.role
+    )
     async with WebsiteClient(a.website_url, a.email, password, rate=a.rate, burst=a.burst) as s:
         site = await s.ensure_site(a.site_name or a.email)
     ctx.out.result(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ LOGIN_PATH = "/api/auth/login/"
 REFRESH_PATH = "/api/auth/token/refresh/"
 
 M = TypeVar("M")
+
+#: one debug line per attempt: method, templated path, user, status; never headers or bodies
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +279,7 @@ class WebsiteHttp:
                 )
             except httpx.TransportError as exc:
                 self.stats.record(self.user, method, path, 0, sent_at)
+                log.debug("%s as %s -> %s", endpoint, self.user, type(exc).__name__)
                 failures += 1
                 safe = method in IDEMPOTENT or isinstance(exc, httpx.ConnectError)
                 if safe and failures < self.retry.attempts:
@@ -289,6 +294,7 @@ class WebsiteHttp:
                 ) from None
             self.stats.record(self.user, method, path, response.status_code, sent_at)
             status = response.status_code
+            log.debug("%s as %s -> %d", endpoint, self.user, status)
             if status < 400:
                 return response
 

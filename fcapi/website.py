@@ -16,7 +16,7 @@ from pydantic import SecretStr, TypeAdapter
 
 from fcapi.backoff import POLL, Backoff, poll
 from fcapi.credentials import password_for
-from fcapi.errors import NotFound, ProjectFailed, WaitTimeout
+from fcapi.errors import Conflict, NotFound, ProjectFailed, WaitTimeout
 from fcapi.http import RetryPolicy, WebsiteHttp, model_dump
 from fcapi.models import (
     App,
@@ -139,10 +139,14 @@ class WebsiteClient:
         try:
             r = await self._http.request("GET", "/api/site/")
         except NotFound:
+            r = None
+        if r is not None and r.content.strip() and r.json() not in (None, {}, []):
+            return self._http.parse(r, Site)
+        try:
             return await self.create_site(name)
-        if not r.content.strip() or r.json() in (None, {}, []):
-            return await self.create_site(name)
-        return self._http.parse(r, Site)
+        except Conflict:
+            # another task of this user created it in between: it is there now
+            return await self.get_site()
 
     @staticmethod
     async def signup(
@@ -155,6 +159,7 @@ class WebsiteClient:
         transport: httpx.AsyncBaseTransport | None = None,
         stats: RequestStats | None = None,
         request_timeout: float = 30.0,
+        role: str = "user",
     ) -> User:
         """Create an account (no login needed); the caller then logs in as it."""
         secret = password if isinstance(password, SecretStr) else SecretStr(password)
@@ -173,6 +178,7 @@ class WebsiteClient:
                 password=secret.get_secret_value(),
                 firstName=first_name,
                 lastName=last_name,
+                role=role,
             )
             r = await http.request(
                 "POST", "/api/auth/user/signup/", json=model_dump(body), auth=False

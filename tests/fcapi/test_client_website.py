@@ -140,7 +140,7 @@ async def test_wait_for_status_gives_up_at_the_deadline_naming_project_and_statu
     text = str(info.value)
     assert f"project {project.id}" in text and "'finished'" in text and "'ready'" in text
     assert " s" in text and email in text
-    assert 0.6 <= took < 2.0
+    assert 0.6 <= took < 5.0
     assert set(polls) == {"ready"} and 2 <= len(polls) <= 12
     found = await _status_now(site, email, project.id)
     assert found == "ready"
@@ -246,3 +246,11 @@ async def test_pool_logs_each_user_in_once_and_shares_stats(site):
     assert counts["by_endpoint"]["POST /api/auth/login/"] == 2
     assert pool.stats.by_user() == {a: 6, b: 6}
     assert pool.stats.total == counts["total"]
+
+
+async def test_ensure_site_from_two_tasks_at_once_gives_one_site(site):
+    email = new_email()
+    await WebsiteClient.signup(site.url, email, SecretStr(PASSWORD))
+    async with client(site, email) as c:
+        first, second = await asyncio.gather(c.ensure_site("lab"), c.ensure_site("lab"))
+    assert first.id == second.id

@@ -76,5 +76,5 @@ async def test_real_time_twelve_concurrent_acquires_take_at_least_three_seconds(
 
     await asyncio.gather(*(one() for _ in range(12)))
     assert max(stamps) >= 2.95
-    assert max(stamps) < 4.0
+    assert max(stamps) < 6.0  # generous: other tests may load the machine
     assert sorted(stamps)[2] < 0.1  # the burst went out at once
