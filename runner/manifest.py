@@ -154,7 +154,7 @@ class Metrics(_Out):
     sites: list[SiteMetrics]
     requests: RequestMetrics
     bytes_moved: BytesMoved
-    counters: dict[str, float]
+    counters: dict[str, int | float]
     resources: Resources | None = None
     results: list[str]
     result_files: list[str]
@@ -306,7 +306,7 @@ def build_metrics(
         "coordinator": inventory.coordinator.name,
         "sites": len(sites),
     }
-    counters: dict[str, float] = {
+    counters: dict[str, int | float] = {
         "bytes_downloaded": moved.downloaded,
         "bytes_uploaded": moved.uploaded_from_runner,
         "bytes_uploaded_on_hosts": moved.uploaded_on_hosts,
