@@ -152,3 +152,10 @@ def test_validation_names_the_field_never_the_secret(tmp_path, mutate, expected)
     assert expected in message, message
     assert "\n" not in message
     assert "secret-key-material" not in message and "s3cret" not in message
+
+
+def test_a_hanging_pulumi_times_out_in_one_line(fake_pulumi, tmp_path, monkeypatch) -> None:
+    slow = tmp_path / "bin" / "pulumi"
+    slow.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(3)\n")
+    with pytest.raises(src.InventorySourceError, match=r"did not answer within 0.5 s"):
+        src.load_inventory(stack="sim", work_dir=tmp_path, timeout=0.5)
