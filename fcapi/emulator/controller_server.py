@@ -123,10 +123,10 @@ class ControllerContext:
 
 
 def _safe_name(name: str) -> str:
-    base = Path(name).name
-    if not base or base in {".", ".."} or base != name.replace("\\", "/").split("/")[-1]:
+    """A plain basename: no directories, no hidden names (the `.part` files are ours)."""
+    if not name or name.startswith(".") or any(ch in name for ch in "/\\\0"):
         raise HTTPError(400, f"fileName must be a plain file name, got {name!r}")
-    return base
+    return name
 
 
 def build_controller_app(ctx: ControllerContext) -> Starlette:

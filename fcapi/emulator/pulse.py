@@ -6,6 +6,8 @@ Waiting by event (never by a fixed sleep) is what lets 100 controllers idle chea
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 
 class Pulse:
@@ -18,11 +20,18 @@ class Pulse:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, seconds: float) -> bool:
-        """True when bumped before `seconds` passed."""
-        event = self._event
-        try:
-            await asyncio.wait_for(event.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
+    def wait(self, seconds: float) -> Coroutine[Any, Any, bool]:
+        """True when bumped before `seconds` passed.
+
+        The event is taken when `wait` is called, not when the coroutine first runs, so a
+        bump between a caller's check and its task starting is not lost.
+        """
+        return _wait(self._event, seconds)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

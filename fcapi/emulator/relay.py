@@ -11,6 +11,7 @@ the real controller does with the website. They:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -32,6 +33,28 @@ MAX_WAIT = 30.0
 class RunReport(BaseModel):
     state: str
     detail: str = ""
+
+
+async def _hung_up(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def long_poll(ctx: SiteContext, request: Request, pid: int, seconds: float) -> None:
+    """Wait for a change of project `pid`, the deadline, the caller hanging up, or shutdown.
+
+    Returning on hang-up frees the server at once when a controller stops, instead of
+    holding a graceful shutdown for the rest of the poll.
+    """
+    if ctx.closing:
+        return
+    change = asyncio.ensure_future(ctx.pulse(pid).wait(seconds))
+    gone = asyncio.ensure_future(_hung_up(request))
+    try:
+        await asyncio.wait({change, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (change, gone):
+            task.cancel()
 
 
 def _wait_arg(request: Request) -> float:
@@ -88,10 +111,9 @@ def routes(ctx: SiteContext) -> list[Route]:
         p, site, _ = member_project(request)
         seen = (request.query_params.get("status"), request.query_params.get("run"))
         wait = _wait_arg(request)
-        pulse = ctx.pulse(p.id)
         # long poll: answer at once unless the caller already knows this status and run
         if seen == (p.status, str(p.run)) and wait > 0:
-            await pulse.wait(wait)
+            await long_poll(ctx, request, p.id, wait)
             p = ctx.data.projects.get(p.id, p)
         return JSONResponse(view(p, site))
 
@@ -147,7 +169,7 @@ def routes(ctx: SiteContext) -> list[Route]:
         key = (p.id, run, step, user.id)
         wait = _wait_arg(request)
         if not ctx.inbox.get(key) and wait > 0 and p.status == S.RUNNING and p.run == run:
-            await ctx.pulse(p.id).wait(wait)
+            await long_poll(ctx, request, p.id, wait)
         msgs = ctx.inbox.pop(key, [])
         p = ctx.data.projects.get(p.id, p)
         return JSONResponse(

@@ -112,7 +112,10 @@ async def running_site(
 
     ctx = SiteContext(Path(state) if state else None, fault_state(faults))
     async with _serving(build_site_app(ctx), host, port, ctx) as running:
-        yield running
+        try:
+            yield running
+        finally:
+            ctx.shutdown()
 
 
 @contextlib.asynccontextmanager

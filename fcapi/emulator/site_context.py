@@ -50,6 +50,7 @@ class SiteContext:
         self.counts = RequestCounts()
         self.clock = clock
         self._pulses: dict[int, Pulse] = {}
+        self.closing = False
         #: (project, run, step, user id) -> messages waiting for that site's controller
         self.inbox: dict[tuple[int, int, int, int], list[Message]] = {}
         self.save()
@@ -65,6 +66,12 @@ class SiteContext:
         """A project moved: persist, and wake every long poll watching it."""
         self.save()
         self.pulse(pid).bump()
+
+    def shutdown(self) -> None:
+        """Release every long poll now, so the server stops without waiting them out."""
+        self.closing = True
+        for pulse in self._pulses.values():
+            pulse.bump()
 
     # authentication
     def issue(self, user: UserRec) -> dict[str, str]:
@@ -140,6 +147,7 @@ class SiteContext:
             participants=len(p.members),
             finalized=len(p.finalized),
             run=p.run,
+            errors=list(p.site_details.values()),
             createdAt=p.createdAt,
         )
         return body
