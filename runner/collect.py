@@ -134,6 +134,8 @@ def _check_member(zip_path: Path, info: zipfile.ZipInfo, target: Path) -> Path |
     root = target.resolve()
     if dest != root and root not in dest.parents:
         raise UnsafeArchive(f"{where}: resolves outside the result folder")
+    if dest == root and not info.is_dir():
+        raise UnsafeArchive(f"{where}: no file name")
     if info.is_dir():
         return None
     if info.file_size > MAX_MEMBER_BYTES:
@@ -173,7 +175,7 @@ def extract_result(
             raise UnsafeArchive(f"{zip_path.name}: member {dupes[0]!r} appears twice")
         try:
             bad = archive.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
             raise UnsafeArchive(f"{zip_path.name}: unreadable: {exc}") from None
         if bad is not None:
             raise UnsafeArchive(f"{zip_path.name}: member {bad!r}: CRC mismatch")
@@ -182,7 +184,10 @@ def extract_result(
             tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         )
         try:
-            written = _unpack(archive, zip_path, infos, staging)
+            try:
+                written = _unpack(archive, zip_path, infos, staging)
+            except OSError as exc:  # e.g. a member "a" and a member "a/b"
+                raise UnsafeArchive(f"{zip_path.name}: cannot unpack: {exc.strerror}") from None
             _replace_dir(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

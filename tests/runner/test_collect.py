@@ -155,3 +155,26 @@ def test_resume_skips_what_was_collected_and_records_unpacked_files(tmp_path: Pa
     assert entry.size == zip_path.stat().st_size
     assert collect.pending_downloads(plan, [entry]) == [plan[1]]
     assert collect.pending_downloads(plan, []) == plan
+
+
+def test_odd_members_are_refused_in_one_line(tmp_path: Path) -> None:
+    clash = tmp_path / "clash.zip"
+    with zipfile.ZipFile(clash, "w") as zf:
+        zf.writestr("a", b"file")
+        zf.writestr("a/b", b"under a file")
+    with pytest.raises(UnsafeArchive, match="cannot unpack"):
+        extract_result(clash, tmp_path / "o1")
+    assert not (tmp_path / "o1").exists()
+    dot = _raw_name_zip(tmp_path / "dot.zip", ".")
+    with pytest.raises(UnsafeArchive, match="no file name"):
+        extract_result(dot, tmp_path / "o2")
+    encrypted = _zip(tmp_path / "enc.zip", {"a.txt": b"x"})
+    data = bytearray(encrypted.read_bytes())
+    # set the "encrypted" flag bit in the local and central headers
+    for sig in (b"PK\x03\x04", b"PK\x01\x02"):
+        at = data.find(sig)
+        flag_at = at + (6 if sig == b"PK\x03\x04" else 8)
+        data[flag_at] |= 0x01
+    encrypted.write_bytes(bytes(data))
+    with pytest.raises(UnsafeArchive, match="unreadable"):
+        extract_result(encrypted, tmp_path / "o3")
