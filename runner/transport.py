@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from importlib import resources
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from fedinfra.inventory import SiteEntry
 
@@ -72,6 +72,10 @@ class SiteConnection(Protocol):
     """What the runner's phases may do with a site; see docs/CONTRACTS.md "runner transports"."""
 
     site: SiteEntry
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
 
     async def connect(self) -> None: ...
 

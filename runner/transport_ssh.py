@@ -68,11 +68,23 @@ class _PinnedKeyClient(asyncssh.SSHClient):
         return False
 
 
-def _load_client_key(access: SshAccess) -> asyncssh.SSHKey:
+def _load_client_key(site: str, access: SshAccess) -> asyncssh.SSHKey:
+    """The login key, from the inventory's text or a file; errors never quote the key."""
     if access.private_key is not None:
-        return asyncssh.import_private_key(access.private_key.get_secret_value())
+        try:
+            return asyncssh.import_private_key(access.private_key.get_secret_value())
+        except (asyncssh.KeyImportError, ValueError):
+            raise ConnectFailed(
+                site, "the inventory's private_key is not an OpenSSH private key without passphrase"
+            ) from None
     assert access.private_key_file is not None
-    return asyncssh.read_private_key(access.private_key_file)
+    try:
+        return asyncssh.read_private_key(access.private_key_file)
+    except (OSError, asyncssh.KeyImportError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a usable key"
+        raise ConnectFailed(
+            site, f"cannot read the private key file {access.private_key_file}: {reason}"
+        ) from None
 
 
 def _pinned_keys(access: SshAccess) -> list[asyncssh.SSHKey]:
@@ -113,7 +125,7 @@ class SshSite:
             if not self._conn.is_closed():
                 return
             self._drop()  # the host went away: dial again, forwards included
-        client_key = _load_client_key(self.access)
+        client_key = _load_client_key(self.site.name, self.access)
         pinned = _pinned_keys(self.access)
         deadline = time.monotonic() + self.connect_timeout
         backoff = FIRST_BACKOFF

@@ -10,6 +10,7 @@ import time
 
 import asyncssh
 import pytest
+from pydantic import SecretStr
 
 from runner.transport import ConnectFailed, HostKeyMismatch
 from runner.transport_ssh import SshSite
@@ -114,3 +115,31 @@ async def test_wrong_login_key_is_final(netns_hosts, tmp_path) -> None:
         await site.connect()
     assert time.monotonic() - started < 5
     assert "login refused" in str(caught.value)
+
+
+async def test_unreadable_private_keys_are_named_not_quoted(netns_hosts, tmp_path) -> None:
+    (host,) = netns_hosts(1)
+    entry = host.site_entry("badkey")
+    garbage = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LXRleHQ=\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    access = entry.ssh.model_copy(update={"private_key": SecretStr(garbage)})
+    with pytest.raises(ConnectFailed) as caught:
+        await SshSite(entry.model_copy(update={"ssh": access})).connect()
+    assert "c2VjcmV0" not in str(caught.value)
+    assert "not an OpenSSH private key" in str(caught.value)
+    access = entry.ssh.model_copy(
+        update={"private_key": None, "private_key_file": str(tmp_path / "absent")}
+    )
+    with pytest.raises(ConnectFailed) as caught:
+        await SshSite(entry.model_copy(update={"ssh": access})).connect()
+    assert str(caught.value) == (
+        f"site badkey: cannot read the private key file {tmp_path / 'absent'}: "
+        "No such file or directory"
+    )
+    key_file = tmp_path / "key"
+    key_file.write_text(host.private_key)
+    key_file.chmod(0o600)
+    access = entry.ssh.model_copy(update={"private_key": None, "private_key_file": str(key_file)})
+    async with SshSite(entry.model_copy(update={"ssh": access}), connect_timeout=10) as site:
+        assert (await site.run("echo file key", timeout=5)).ok
