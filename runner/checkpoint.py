@@ -4,8 +4,9 @@
 tokens) after every step that changed something outside this process. A resume reloads it and
 refuses when the workflow or the inventory is no longer the one the run started with, because
 continuing a project with other data or other sites would give results nobody asked for. The
-project id is recorded the moment it exists, and the intent to create one before that, so a
-resume never creates a second project.
+project id is recorded the moment it exists, and the intent to create one before that
+(`project_create_started_at`): a resume that finds the intent but no id looks the project up by
+its name, `project_name(run_id)`, before it creates one, so it never makes a second project.
 """
 
 from __future__ import annotations
@@ -183,22 +184,6 @@ class RunState(_Model):
                 f"to project {project_id}"
             )
         self.project_id = project_id
-
-    def needs_project(self) -> bool:
-        """Whether creating a project now is safe: none recorded, and no attempt cut short.
-
-        Raises when an earlier attempt may have created one that was never recorded, since a
-        second one would leave two projects and half the sites in each.
-        """
-        if self.project_id is not None:
-            return False
-        if self.project_create_started_at is not None:
-            raise CheckpointError(
-                f"run {self.run_id} stopped while creating its project "
-                f"{project_name(self.run_id)!r}; look it up on the website and set project_id "
-                "in the workflow file to continue with it"
-            )
-        return True
 
 
 def utcnow() -> datetime:

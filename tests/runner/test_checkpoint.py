@@ -90,12 +90,8 @@ def test_resume_errors_are_one_line(tmp_path) -> None:
 
 def test_never_a_second_project() -> None:
     state = _state()
-    assert state.needs_project()
-    state.project_create_started_at = T0
-    with pytest.raises(cp.CheckpointError, match="fedstack 20261123-114501-ab12"):
-        state.needs_project()
+    assert cp.project_name(state.run_id) == "fedstack 20261123-114501-ab12"
     state.record_project(7)
-    assert not state.needs_project()
     state.record_project(7)
     with pytest.raises(cp.CheckpointError, match="refusing"):
         state.record_project(8)
