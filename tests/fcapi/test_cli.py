@@ -26,8 +26,8 @@ class Result:
         return json.loads(self.out)
 
 
-async def fc(*argv: str, stdin: str = "") -> Result:
-    out, err = io.StringIO(), io.StringIO()
+async def fc(*argv: str, stdin: str = "", err: io.StringIO | None = None) -> Result:
+    out, err = io.StringIO(), err or io.StringIO()
     code = await amain(list(argv), stdin=io.StringIO(stdin), stdout=out, stderr=err)
     return Result(code, out.getvalue(), err.getvalue())
 
@@ -114,7 +114,7 @@ async def test_fedflow_workflow_from_signup_to_download(site, tmp_path, env_file
         urls = {coord: c0.url, p1: c1.url, p2: c2.url}
         dirs = {coord: tmp_path / "d0", p1: tmp_path / "d1", p2: tmp_path / "d2"}
 
-        async def contribute(user):
+        async def contribute(user, err=None):
             data = tmp_path / user / "data.csv"
             data.parent.mkdir()
             data.write_text(rows[user])
@@ -131,11 +131,16 @@ async def test_fedflow_workflow_from_signup_to_download(site, tmp_path, env_file
                 str(data),
                 "--data-dir",
                 str(dirs[user]),
+                err=err,
             )
 
         # participants start first and wait for the coordinator to open uploads
-        waiting = [asyncio.create_task(contribute(u)) for u in (p1, p2)]
-        await asyncio.sleep(0.3)
+        errs = {u: io.StringIO() for u in (p1, p2)}
+        waiting = [asyncio.create_task(contribute(u, errs[u])) for u in (p1, p2)]
+        for _ in range(200):  # until both say they wait (bounded: 10 s)
+            if all("waiting for the coordinator" in e.getvalue() for e in errs.values()):
+                break
+            await asyncio.sleep(0.05)
         r = await contribute(coord)
         assert r.code == 0, r.err
         for result in await asyncio.gather(*waiting):
