@@ -131,14 +131,17 @@ def detached_start_command(site: SiteEntry) -> str:
     The start command may be a long-running server (the emulator) or a CLI that exits after
     starting a container (`featurecloud controller start`); either way the runner must not hold
     a channel or a pipe open on it, so it gets its own session (`setsid`), survives the channel's
-    end (`nohup`), and writes to a log in the site's workdir that a person can read later.
+    end (`nohup`), and appends to a log in the site's workdir (a marked section per start) that a
+    person can read later.
     """
     workdir = shlex.quote(site.workdir)
     data_dir = shlex.quote(site.controller.data_dir)
     start = shlex.quote(site.controller.start_command)
+    detach = "$(command -v setsid)"  # empty where there is none (macOS): nohup alone then
     return (
         f"mkdir -p {workdir} {data_dir} && cd {workdir} && "
-        f"nohup setsid sh -c {start} >controller.log 2>&1 </dev/null & echo started"
+        f'echo "== $(date -u +%FT%TZ) start" >>controller.log && '
+        f"{{ nohup {detach} sh -c {start} >>controller.log 2>&1 </dev/null & }} && echo started"
     )
 
 
