@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="FeatureCloud.ai from the command line (fedflow's fcauto subcommands).",
+        epilog="passwords: USER=PASSWORD lines in ./.env (or --env-file), or the environment; "
+        "never on the command line. exit codes: "
+        + ", ".join(f"{c.value} {c.name.lower().replace('_', ' ')}" for c in ExitCode),
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -335,6 +338,14 @@ async def _ready_for_upload(ctx: Ctx, site: WebsiteClient, project_id: int) -> P
     return project
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read: site_info.json holds the site's token."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
 async def cmd_contribute(ctx: Ctx) -> None:
     a = ctx.args
     for path in a.data:
@@ -345,7 +356,7 @@ async def cmd_contribute(ctx: Ctx) -> None:
         if a.data_dir is not None:
             info = await site.get_site()
             a.data_dir.mkdir(parents=True, exist_ok=True)
-            (a.data_dir / SITE_INFO).write_text(info.model_dump_json(), encoding="utf-8")
+            _write_private(a.data_dir / SITE_INFO, info.model_dump_json())
         if not await controller.ping():
             await controller.wait_until_up(30.0, who=site.user)
         await _ready_for_upload(ctx, site, pid)

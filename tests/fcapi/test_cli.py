@@ -146,7 +146,7 @@ async def test_fedflow_workflow_from_signup_to_download(site, tmp_path, env_file
         for result in await asyncio.gather(*waiting):
             assert result.code == 0, result.err
             assert "waiting for the coordinator to set 'prepare'" in result.err
-        assert (dirs[p1] / "site_info.json").exists()
+        assert (dirs[p1] / "site_info.json").stat().st_mode & 0o077 == 0
 
         r = await fc(*base, "monitor", "-u", coord, "-p", str(pid), "-t", "60", "--json")
         assert r.code == 0, r.err
