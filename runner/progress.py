@@ -32,6 +32,8 @@ class _Row:
     phase: str = "-"
     state: str = "waiting"
     since: float = 0.0
+    #: when the phase ended (ok, failed, skipped): its elapsed time stops there
+    until: float | None = None
     message: str = ""
 
 
@@ -111,8 +113,10 @@ class Progress:
         """A site (None: the run as a whole) entered or left a phase."""
         name = site or RUN
         row = self._rows.setdefault(name, _Row(since=self._clock()))
+        now = self._clock()
         if row.phase != phase or state == "running":
-            row.since = self._clock()
+            row.since = now
+        row.until = None if state in ("running", "pending") else now
         row.phase, row.state, row.message = phase, state, message
         if self.mode == "plain":
             self._line(name, f"{phase} {state}", message)
@@ -139,7 +143,7 @@ class Progress:
         """The TTY table as lines, fitted to the terminal (pure given the rows and the clock)."""
         width, height = self._size()
         now = self._clock()
-        names = list(self._rows)
+        names = sorted(self._rows, key=lambda n: n != RUN)  # the run's own row first
         site_w = max([4, *(len(n) for n in names)])
         phase_w = max([5, *(len(r.phase) for r in self._rows.values())])
         head = f"{'site':<{site_w}}  {'phase':<{phase_w}}  {'state':<7} {'elapsed':>7}  message"
@@ -152,9 +156,10 @@ class Progress:
         for name in order:
             row = self._rows[name]
             mark = _STATE_MARK.get(row.state, row.state)
+            spent = (now if row.until is None else row.until) - row.since
             line = (
                 f"{name:<{site_w}}  {row.phase:<{phase_w}}  {mark:<7} "
-                f"{_elapsed(now - row.since):>7}  {row.message}"
+                f"{_elapsed(spent):>7}  {row.message}"
             )
             lines.append(line[:width])
         hidden = len(names) - len(order)

@@ -138,3 +138,16 @@ async def test_start_on_a_tty_runs_the_ticker_until_close() -> None:
     await asyncio.sleep(0)
     assert p._ticker.done()
     assert out.getvalue().startswith("run 20261123-114501-ab12: 1 sites")
+
+
+def test_elapsed_stops_when_a_phase_ends_and_the_run_row_leads() -> None:
+    out, clock = Tty(), Clock()
+    p = _progress("tty", out, clock)
+    p.phase("alpha", "join", "running")
+    clock.t += 2
+    p.phase("alpha", "join", "ok")
+    p.phase(None, "project", "running")
+    clock.t += 5
+    table = p.table()
+    assert table[1].split()[:4] == ["run", "project", "..", "5.0s"]
+    assert table[2].split()[:4] == ["alpha", "join", "ok", "2.0s"]
