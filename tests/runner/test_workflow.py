@@ -199,3 +199,19 @@ def test_outdir_under_a_file(folder: Path) -> None:
     text = GOOD.replace('outdir = "out"', 'outdir = "blocker/out"')
     with pytest.raises(wf.WorkflowError, match="field outdir: cannot write under"):
         wf.load_workflow(_write(folder, text), make_inventory())
+
+
+def test_the_documented_example_is_valid(tmp_path: Path) -> None:
+    doc = wf.__doc__ or ""
+    example = "\n".join(
+        line[4:] for line in doc.split("Format", 1)[1].splitlines()[1:] if line.startswith("    ")
+    )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "alpha.csv").write_text("1\n")
+    (tmp_path / "data" / "a2.csv").write_text("2\n")
+    (tmp_path / "config.yml").write_text("x: 1\n")
+    path = tmp_path / "workflow.toml"
+    path.write_text(example)
+    w = wf.load_workflow(path, make_inventory(("alpha", "beta")))
+    assert w.sites["beta"].host[0].path == "/srv/hospital/cohort.csv"
+    assert [f.name for f in w.sites["alpha"].local] == ["alpha.csv", "data.csv"]
