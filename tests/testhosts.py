@@ -27,7 +27,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,11 +158,11 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
-def _wait(condition: object, deadline: float, who: str) -> None:
+def _wait(condition: Callable[[], bool], deadline: float, who: str) -> None:
     """Poll `condition()` with backoff until true or the deadline; the error names `who`."""
     end = time.monotonic() + deadline
     pause = 0.01
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > end:
             raise TimeoutError(f"test hosts: gave up after {deadline:g} s waiting for {who}")
         time.sleep(pause)
