@@ -2,7 +2,7 @@
 
 The stack generates each machine's SSH host key and installs it here (`ssh_keys`), so the
 inventory can pin it before the machine ever boots: nobody has to trust a key on first use.
-Other host key types are not generated, so the pinned key is the only one the host offers.
+No other host key type is generated, so the pinned key is the only one the host offers.
 Pure functions returning text; `cloud-init schema` checks their output in the tests.
 """
 
@@ -32,7 +32,9 @@ def render_user_data(
         "ssh_pwauth": False,
         "disable_root": True,
         "ssh_deletekeys": True,
-        "ssh_genkeytypes": [],
+        # only types whose key file is missing are generated: ours is written first, so this
+        # generates nothing, and no RSA/ECDSA key appears that the inventory would not pin
+        "ssh_genkeytypes": ["ed25519"],
         "ssh_keys": {
             "ed25519_private": host_private_key.strip() + "\n",
             "ed25519_public": host_public_key.strip(),

@@ -85,7 +85,7 @@ def cleanup_command(*, workdir: str, stop_command: str, controller_name: str) ->
     nothing else: never other containers, images or volumes of a host fedstack does not own.
     Refuses to remove `/`, the login user's home or a path with fewer than two components.
     """
-    if not workdir.startswith("/") or workdir.rstrip("/").count("/") < 2:
+    if not workdir.startswith("/") or workdir.rstrip("/").count("/") < 2 or "\n" in workdir:
         raise ValueError(f"refusing a cleanup of workdir {workdir!r}: not a dedicated directory")
     if not _CONTAINER_NAME.match(controller_name):
         raise ValueError(f"not a container name: {controller_name!r}")

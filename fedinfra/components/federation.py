@@ -142,7 +142,7 @@ class Federation(pulumi.ComponentResource):
                 parent=self, providers=[aws_provider, tls_provider, command_provider]
             )
             environment = AwsEnvironment(
-                "aws",
+                "aws-env",
                 stack=stack,
                 provider=aws_provider,
                 login_public_key=login_key.public_key_openssh,

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,10 +158,8 @@ class Harness:
         return self.monitor.requests[name]
 
     def urn_of(self, name: str) -> str:
-        for urn in self.monitor.resources:
-            if urn.endswith("::" + name):
-                return urn
-        raise KeyError(name)
+        (urn,) = [u for u in self.monitor.resources if u.endswith("::" + name)]
+        return urn
 
 
 def _flat(value: Any) -> str:
@@ -234,14 +231,14 @@ def resolve(output: Any) -> tuple[Any, bool, bool]:
 
 
 def fake_home(tmp: Path) -> Path:
-    """A HOME with the key file the committed cloud stack names, so `~` resolves to it."""
+    """A HOME with the key file the committed cloud stack names (set HOME to `tmp` yourself,
+    with monkeypatch, so `~` resolves to it)."""
     ssh = tmp / ".ssh"
     ssh.mkdir(parents=True, exist_ok=True)
     private, _ = ed25519_pair()
     key = ssh / "fedstack_partner_ed25519"
     key.write_text(private)
     key.chmod(0o600)
-    os.environ["HOME"] = str(tmp)
     return key
 
 
