@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +172,9 @@ def serve_forever(
     if pid_file is not None:
         pid_file.write_text(f"{os.getpid()}\n")
     print(f"fcapi-emulator {kind} listening on {url_of(sock)}", flush=True)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the previous handler:
+    # make that an exit with status 0, since stopping on request is success.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         asyncio.run(server.serve(sockets=[sock]))
     finally:
