@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.emulator.helpers import account, federation, upload, wait_status, workflow_body
+from tests.emulator.helpers import account, federation, upload, workflow_body
 
 UPLOAD_MB = 200
 
