@@ -1,0 +1,549 @@
+"""Drive one workflow across the federation, every site in parallel, resumably.
+
+The run is a pipeline per site (connect, controller, join, upload, finalize, collect, stop)
+with three barriers where the platform needs every site at once: the coordinator may only
+`prepare` when every participant has joined, the project only runs when every site has
+finalized, and results exist only once it ended. Between barriers nothing waits for anything
+it does not need: participants log in and start controllers while the coordinator is still
+creating tokens, and a participant joins the moment its own token exists.
+
+Every step that changes something outside this process is written to the checkpoint before
+the next one starts, so `--resume` repeats no step that must not happen twice (a project, a
+join with a single-use token, a finalize).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+import shlex
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from fcapi.controller import ControllerClient
+from fcapi.errors import FcError, NotFound, PermissionDenied
+from fcapi.models import Project, Site
+from fcapi.stats import RequestStats
+from fcapi.status import TERMINAL
+from fcapi.website import WebsiteClient, WebsitePool
+from fedinfra.inventory import Inventory, SiteEntry
+from runner.checkpoint import CollectedFile, RunState, UploadedFile, project_name, save_state
+from runner.fetch import collect_site
+from runner.files import sha256_file
+from runner.progress import Progress
+from runner.transport import SiteConnection, TransportError, open_site
+from runner.workflow import CONFIG_NAME, Workflow
+
+#: how long a site may take to accept SSH (a VM still booting refuses for a while)
+CONNECT_DEADLINE = 120.0
+#: how long a controller may take to answer /ping/ after its start command returned
+CONTROLLER_DEADLINE = 180.0
+
+
+class RunFailed(Exception):
+    """The run cannot go on; one line naming the site (or the project) and what failed."""
+
+
+@dataclass
+class RunOptions:
+    website_url: str
+    keep_controllers: bool = False
+    connect_deadline: float = CONNECT_DEADLINE
+    controller_deadline: float = CONTROLLER_DEADLINE
+    rate: float = 3.0
+    burst: int = 3
+
+
+@dataclass
+class SiteRun:
+    """What the run holds for one site while it is under way."""
+
+    entry: SiteEntry
+    conn: SiteConnection | None = None
+    controller: ControllerClient | None = None
+    site_info: Site | None = None
+    token_ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class RunResult:
+    state: RunState
+    project: Project | None
+    stats: RequestStats
+    #: seconds between the project entering `running` and its end, as this runner saw them
+    app_seconds: float | None
+    wall_seconds: float
+    failures: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.project is not None and self.project.status == "finished"
+
+
+class Saver:
+    """Writes the checkpoint after every change, coalescing bursts from many sites.
+
+    A hundred sites changing state at once would otherwise rewrite the file hundreds of times
+    a second; `flush()` is awaited where the next step must not start before the file holds
+    the last one (a project id, a token, a join).
+    """
+
+    def __init__(self, state: RunState, outdir: Path) -> None:
+        self.state = state
+        self.outdir = outdir
+        self._lock = asyncio.Lock()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            save_state(self.state, self.outdir)
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        inventory: Inventory,
+        workflow: Workflow,
+        passwords: dict[str, SecretStr],
+        state: RunState,
+        options: RunOptions,
+        progress: Progress,
+    ) -> None:
+        self.inventory = inventory
+        self.workflow = workflow
+        self.state = state
+        self.options = options
+        self.progress = progress
+        self.saver = Saver(state, workflow.outdir)
+        self.pool = WebsitePool(
+            options.website_url, passwords, rate=options.rate, burst=options.burst
+        )
+        self.sites = {s.name: SiteRun(entry=s) for s in inventory.sites}
+        self.coordinator = self.sites[inventory.coordinator.name]
+        self.project: Project | None = None
+        self.failures: dict[str, str] = {}
+        self.run_started = time.monotonic()
+        self.running_seen: float | None = None
+        self.ended_seen: float | None = None
+        self._project_ready = asyncio.Event()
+        self._all_joined = asyncio.Event()
+        self._prepared = asyncio.Event()
+        self._uploads_done = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._abort = asyncio.Event()
+
+    # ----------------------------------------------------------------- helpers
+
+    @property
+    def deadline_at(self) -> float:
+        return self.run_started + self.workflow.deadline_seconds
+
+    def remaining(self) -> float:
+        return max(1.0, self.deadline_at - time.monotonic())
+
+    def web(self, site: SiteRun) -> WebsiteClient:
+        return self.pool.client(site.entry.fc_user)
+
+    @contextlib.asynccontextmanager
+    async def phase(self, site: str | None, name: str) -> AsyncIterator[None]:
+        """Time a phase, show it, checkpoint it; a failure is recorded with its one line."""
+        self.state.start_phase(site, name)
+        self.progress.phase(site, name, "running")
+        await self.saver.flush()
+        try:
+            yield
+        except asyncio.CancelledError:
+            self.state.finish_phase(site, name, "failed", "interrupted")
+            self.progress.phase(site, name, "failed", "interrupted")
+            raise
+        except Exception as exc:
+            message = one_line(exc)
+            self.state.finish_phase(site, name, "failed", message)
+            self.progress.phase(site, name, "failed", message)
+            await self.saver.flush()
+            raise
+        self.state.finish_phase(site, name, "ok")
+        self.progress.phase(site, name, "ok")
+        await self.saver.flush()
+
+    def skip(self, site: str | None, name: str, why: str) -> None:
+        """A phase a resume finds already done: shown, not repeated."""
+        record = (
+            self.state.phases.get(name) if site is None else self.state.site(site).phases.get(name)
+        )
+        if record is None or record.state != "ok":
+            self.state.finish_phase(site, name, "skipped", why)
+        self.progress.phase(site, name, "skipped", why)
+
+    def fail(self, site: str, exc: BaseException) -> None:
+        self.failures.setdefault(site, one_line(exc))
+        self._abort.set()
+
+    async def until(self, event: asyncio.Event, what: str) -> None:
+        """Wait for a barrier, or give up when another site failed or the deadline passed."""
+        waiter = asyncio.ensure_future(event.wait())
+        aborter = asyncio.ensure_future(self._abort.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, aborter},
+                timeout=self.deadline_at - time.monotonic(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            waiter.cancel()
+            aborter.cancel()
+        if waiter in done:
+            return
+        if aborter in done:
+            raise RunFailed(f"stopped waiting for {what}: another site failed")
+        raise RunFailed(
+            f"deadline of {self.workflow.deadline_seconds:.0f} s passed waiting for {what}"
+        )
+
+    # ----------------------------------------------------------------- the run
+
+    async def run(self) -> RunResult:
+        try:
+            site_tasks = [
+                asyncio.create_task(self.site_pipeline(s), name=f"site-{s.entry.name}")
+                for s in self.sites.values()
+            ]
+            project_task = asyncio.create_task(self.project_pipeline(), name="project")
+            await asyncio.gather(project_task, *site_tasks, return_exceptions=True)
+        finally:
+            await self.close()
+        self.state.phase = "done" if not self.failures and self._run_ok() else "failed"
+        await self.saver.flush()
+        app_seconds = None
+        if self.running_seen is not None and self.ended_seen is not None:
+            app_seconds = self.ended_seen - self.running_seen
+        return RunResult(
+            state=self.state,
+            project=self.project,
+            stats=self.pool.stats,
+            app_seconds=app_seconds,
+            wall_seconds=time.monotonic() - self.run_started,
+            failures=dict(self.failures),
+        )
+
+    def _run_ok(self) -> bool:
+        return self.project is not None and self.project.status == "finished"
+
+    async def close(self) -> None:
+        await self.pool.aclose()
+        for site in self.sites.values():
+            if site.controller is not None:
+                await site.controller.aclose()
+            if site.conn is not None:
+                with contextlib.suppress(Exception):
+                    await site.conn.close()
+
+    # ------------------------------------------------------- project (run-level)
+
+    async def project_pipeline(self) -> None:
+        """Project, tokens, prepare, watch: the coordinator's work on the website."""
+        try:
+            await self.make_project()
+            await self.make_tokens()
+            await self.until(self._all_joined, "every participant to join")
+            await self.prepare()
+            await self.until(self._uploads_done, "every site to finalize")
+            await self.watch()
+        except Exception as exc:
+            self.failures.setdefault("project", one_line(exc))
+            self._abort.set()
+        finally:
+            self._finished.set()
+
+    async def make_project(self) -> None:
+        web = self.web(self.coordinator)
+        if self.state.project_id is not None:
+            self.skip(None, "project", f"project {self.state.project_id} exists")
+            self.project = await web.get_project(self.state.project_id)
+            self._project_ready.set()
+            return
+        async with self.phase(None, "project"):
+            if self.workflow.project_id is not None:
+                project = await self.reuse_project(web, self.workflow.project_id)
+            else:
+                project = await self.create_project(web)
+            self.state.record_project(project.id)
+            await self.saver.flush()
+            self.project = project
+        self._project_ready.set()
+
+    async def create_project(self, web: WebsiteClient) -> Project:
+        assert self.workflow.app is not None
+        name = project_name(self.state.run_id)
+        if self.state.project_create_started_at is not None:
+            # A run cut off while creating its project: find it by its name before making one.
+            for candidate in await web.list_projects():
+                if candidate.name == name:
+                    return await web.get_project(candidate.id)
+        app = await web.app_by_slug(self.workflow.app)
+        await web.ensure_in_library(app.id)
+        self.state.project_create_started_at = self.state.updated_at
+        await self.saver.flush()
+        project = await web.create_project(name, description=f"fedstack run {self.state.run_id}")
+        self.state.record_project(project.id)
+        await self.saver.flush()
+        return await web.set_workflow(project.id, [app.id])
+
+    async def reuse_project(self, web: WebsiteClient, project_id: int) -> Project:
+        """An existing project: brought back to `ready` if an earlier run left it ended."""
+        project = await web.get_project(project_id)
+        if project.role not in (None, "coordinator"):
+            raise RunFailed(
+                f"project {project_id}: {self.coordinator.entry.fc_user} is not its coordinator"
+            )
+        if project.status in {str(s) for s in TERMINAL} or project.status == "prepare":
+            project = await web.set_status(project_id, "ready")
+        return project
+
+    async def make_tokens(self) -> None:
+        """One token per participant that is not yet a member, each saved before it is used."""
+        assert self.project is not None
+        web = self.web(self.coordinator)
+        todo: list[SiteRun] = []
+        for site in self.sites.values():
+            if site is self.coordinator:
+                continue
+            record = self.state.site(site.entry.name)
+            if record.joined or record.token is not None:
+                site.token_ready.set()
+            else:
+                todo.append(site)
+        if not todo:
+            self.skip(None, "tokens", "every participant has a token")
+            return
+        async with self.phase(None, "tokens"):
+            for site in todo:
+                if self._abort.is_set():
+                    raise RunFailed("stopped creating tokens: another site failed")
+                token = await web.create_token(self.project.id)
+                self.state.site(site.entry.name).token = SecretStr(token.token)
+                await self.saver.flush()
+                site.token_ready.set()
+
+    async def prepare(self) -> None:
+        assert self.project is not None
+        web = self.web(self.coordinator)
+        project = await web.get_project(self.project.id)
+        if project.status in ("prepare", "running", "finished"):
+            self.skip(None, "prepare", f"project is {project.status}")
+        else:
+            async with self.phase(None, "prepare"):
+                project = await web.set_status(self.project.id, "prepare")
+        self.project = project
+        self._prepared.set()
+
+    async def watch(self) -> None:
+        assert self.project is not None
+        web = self.web(self.coordinator)
+        pid = self.project.id
+
+        def seen(project: Project, *_: object) -> None:
+            if project.status == "running" and self.running_seen is None:
+                self.running_seen = time.monotonic()
+                self.progress.phase(None, "watch", "running", "project running")
+
+        async with self.phase(None, "watch"):
+            try:
+                project = await web.wait_for_status(
+                    pid, {"finished"}, deadline=self.remaining(), on_poll=seen
+                )
+            except FcError:
+                self.ended_seen = time.monotonic()
+                if self.state.phases.get("prepare") is not None:
+                    late = [name for name, s in self.state.sites.items() if not s.finalized]
+                    if late:
+                        raise RunFailed(
+                            f"project {pid} never ran: {', '.join(late)} did not finalize"
+                        ) from None
+                raise
+            self.ended_seen = time.monotonic()
+            if self.running_seen is None:
+                self.running_seen = self.ended_seen
+            self.project = project
+
+    # ------------------------------------------------------------ per site
+
+    async def site_pipeline(self, site: SiteRun) -> None:
+        name = site.entry.name
+        try:
+            await self.connect(site)
+            await self.controller_up(site)
+            await self.join(site)
+            await self.until(self._prepared, "the coordinator to start the project")
+            await self.upload(site)
+            await self.finalize(site)
+        except Exception as exc:
+            self.fail(name, exc)
+        finally:
+            self._check_all_finalized()
+        with contextlib.suppress(Exception):
+            await self.until(self._finished, "the project to end")
+        try:
+            if site.controller is not None and self.project is not None:
+                await self.collect(site)
+        except Exception as exc:
+            self.failures.setdefault(name, one_line(exc))
+        try:
+            await self.stop(site)
+        except Exception as exc:
+            self.failures.setdefault(name, one_line(exc))
+
+    async def connect(self, site: SiteRun) -> None:
+        async with self.phase(site.entry.name, "connect"):
+            site.conn = open_site(site.entry, connect_timeout=self.options.connect_deadline)
+            await site.conn.connect()
+
+    async def controller_up(self, site: SiteRun) -> None:
+        """site_info.json in the data dir, the controller started (unless it answers already)."""
+        assert site.conn is not None
+        spec = site.entry.controller
+        async with self.phase(site.entry.name, "controller"):
+            web = self.web(site)
+            site.site_info = await web.ensure_site(site.entry.name)
+            await site.conn.run(f"mkdir -p {shlex.quote(spec.data_dir)}", timeout=30.0)
+            await site.conn.write_file(
+                posixpath.join(spec.data_dir, "site_info.json"),
+                site.site_info.model_dump_json(),
+                mode=0o600,
+            )
+            url = await site.conn.controller_url()
+            site.controller = ControllerClient(url)
+            if not await site.controller.ping():
+                await site.conn.start_controller()
+                await site.controller.wait_until_up(
+                    self.options.controller_deadline, who=f"site {site.entry.name}"
+                )
+
+    async def join(self, site: SiteRun) -> None:
+        name = site.entry.name
+        record = self.state.site(name)
+        if site is self.coordinator or record.joined:
+            self.skip(name, "join", "coordinator" if site is self.coordinator else "joined")
+            self._check_all_joined()
+            return
+        await self.until(site.token_ready, f"a project token for {name}")
+        token = record.token
+        assert token is not None and self.project is not None
+        async with self.phase(name, "join"):
+            web = self.web(site)
+            try:
+                await web.join(token.get_secret_value())
+            except FcError as exc:
+                # A run killed between join and checkpoint finds its token used: fine if the
+                # user is a member now, which the project answering it proves.
+                if not await self._is_member(web, self.project.id):
+                    raise exc from None
+            record.joined = True
+        self._check_all_joined()
+
+    async def _is_member(self, web: WebsiteClient, project_id: int) -> bool:
+        try:
+            await web.get_project(project_id)
+        except (NotFound, PermissionDenied):
+            return False
+        return True
+
+    def _check_all_joined(self) -> None:
+        if all(self.state.site(n).joined or s is self.coordinator for n, s in self.sites.items()):
+            self._all_joined.set()
+
+    async def upload(self, site: SiteRun) -> None:
+        name = site.entry.name
+        record = self.state.site(name)
+        if record.finalized:
+            self.skip(name, "upload", "finalized already")
+            return
+        assert site.controller is not None and site.conn is not None and self.project is not None
+        plan = self.workflow.sites[name]
+        pid = self.project.id
+        async with self.phase(name, "upload"):
+            for local in plan.local:
+                sent = await site.controller.upload(pid, local.path, local.name)
+                record.uploaded[local.name] = UploadedFile(
+                    name=local.name,
+                    source=str(local.path),
+                    location="local",
+                    size=sent,
+                    sha256=await asyncio.to_thread(sha256_file, local.path),
+                )
+            if self.workflow.config is not None:
+                sent = await site.controller.upload(pid, self.workflow.config, CONFIG_NAME)
+                record.uploaded[CONFIG_NAME] = UploadedFile(
+                    name=CONFIG_NAME,
+                    source=str(self.workflow.config),
+                    location="local",
+                    size=sent,
+                    sha256=await asyncio.to_thread(sha256_file, self.workflow.config),
+                )
+            for host in plan.host:
+                sent = await site.conn.upload_host_file(
+                    site.entry.controller.port, pid, host.path, host.name
+                )
+                record.uploaded[host.name] = UploadedFile(
+                    name=host.name, source=host.path, location="host", size=sent
+                )
+
+    async def finalize(self, site: SiteRun) -> None:
+        name = site.entry.name
+        record = self.state.site(name)
+        if record.finalized:
+            self.skip(name, "finalize", "finalized already")
+            return
+        assert site.controller is not None and self.project is not None
+        async with self.phase(name, "finalize"):
+            await site.controller.finalize(self.project.id)
+            record.finalized = True
+
+    def _check_all_finalized(self) -> None:
+        if all(s.finalized for s in self.state.sites.values()):
+            self._uploads_done.set()
+
+    async def collect(self, site: SiteRun) -> None:
+        assert site.controller is not None and self.project is not None
+        name = site.entry.name
+        record = self.state.site(name)
+        if record.collect_done:
+            self.skip(name, "collect", "collected already")
+            return
+
+        async def keep(entry: CollectedFile) -> None:
+            record.collected.append(entry)
+            await self.saver.flush()
+
+        async with self.phase(name, "collect"):
+            await collect_site(
+                site.controller,
+                self.project.id,
+                self.workflow.outdir / self.state.run_id,
+                name,
+                list(record.collected),
+                keep,
+            )
+            record.collect_done = True
+
+    async def stop(self, site: SiteRun) -> None:
+        if site.conn is None:
+            return
+        name = site.entry.name
+        if self.options.keep_controllers:
+            self.skip(name, "stop", "--keep-controllers")
+            return
+        async with self.phase(name, "stop"):
+            await site.conn.stop_controller()
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as the one line a user reads: its message, whitespace folded."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, TransportError | FcError | RunFailed):
+        return text
+    return f"{type(exc).__name__}: {text}"
