@@ -221,6 +221,12 @@ class FederationSpec(_Strict):
                 f"exactly one site must have coordinator: true, found {len(coordinators)}"
                 + (f" ({', '.join(coordinators)})" if coordinators else "")
             )
+        aws_subnets = {s.aws.subnet is None for s in self.sites if s.aws}
+        if len(aws_subnets) > 1:
+            raise ValueError(
+                "aws sites share one security group, so either all give aws.subnet (in one VPC) "
+                "or none does (the default VPC)"
+            )
         known = {h.name for h in self.hypervisors}
         for site in self.sites:
             if site.libvirt and site.libvirt.hypervisor not in known:

@@ -97,6 +97,14 @@ WRONG = [
         "site 'bob': aws.subnet: 'sn-1' is not a subnet id like 'subnet-0123abcd'",
     ),
     (
+        lambda r: (
+            r["sites"][1].update(libvirt=None, aws={"subnet": "subnet-0123abcd"}),
+            r["sites"][2].update(libvirt=None, aws={}),
+        ),
+        "federation: aws sites share one security group, so either all give aws.subnet "
+        "(in one VPC) or none does (the default VPC)",
+    ),
+    (
         lambda r: r["sites"][1].update(workdir="/"),
         "site 'bob': workdir: '/' must be an absolute path at least two levels deep",
     ),

@@ -411,3 +411,23 @@ def test_missing_byo_key_file_is_one_line(monkeypatch, tmp_path):
     h = setup("cloud", cfg)
     with pytest.raises(pulumi.RunError, match=r"^site 'partner-lab': ssh.key_file: cannot read "):
         run_main(h, monkeypatch)
+
+
+def test_aws_subnet_puts_the_group_in_its_vpc(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg, _ = stack_config("cloud")
+    sites = [s for s in json.loads(cfg["fedstack:sites"]) if "aws" in s]
+    for site in sites:
+        site["aws"]["subnet"] = "subnet-0123abcd"
+    cfg["fedstack:sites"] = json.dumps(sites)
+    cfg["fedstack:sshAllowedCidr"] = CIDR
+    h = setup("cloud", cfg)
+    run_main(h, monkeypatch)
+    common_checks(h, "cloud")
+    (call,) = [c for c in h.mocks.calls if c.token == "aws:ec2/getSubnet:getSubnet"]
+    assert call.args["id"] == "subnet-0123abcd"
+    (sg,) = h.mocks.of_type("aws:ec2/securityGroup:SecurityGroup")
+    assert sg.inputs["vpcId"] == "vpc-0aaa"
+    assert {i.inputs["subnetId"] for i in h.mocks.of_type("aws:ec2/instance:Instance")} == {
+        "subnet-0123abcd"
+    }
