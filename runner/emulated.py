@@ -37,7 +37,8 @@ def controller_spec(
     """A ControllerSpec whose commands start and stop `python -m fcapi.emulator controller`.
 
     The stop command is harmless when nothing runs (no pid file, or a stale one), and waits,
-    with a bound, for the process to be gone so that a new controller can take the port.
+    with a bound, for the process to be gone so that a new controller can take the port. A
+    zombie counts as gone: an orphaned controller is reaped by init, which may take a while.
     """
     pid = _literal(pid_file(data_dir, name))
     start = (
@@ -47,7 +48,8 @@ def controller_spec(
     stop = (
         f"if [ -f {pid} ]; then p=$(cat {pid}); "
         f'if [ -n "$p" ] && kill "$p" 2>/dev/null; then '
-        f'i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt {STOP_CHECKS} ]; do '
+        f'i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt {STOP_CHECKS} ] '
+        f'&& [ "$(ps -o stat= -p "$p" 2>/dev/null | cut -c1)" != Z ]; do '
         f"sleep 0.1; i=$((i+1)); done; "
         f'kill -9 "$p" 2>/dev/null; fi; rm -f {pid}; fi; true'
     )
