@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from fcapi.emulator.faults import FaultState
-from fcapi.emulator.httputil import HTTPError, http_error_handler, int_param, is_true
+from fcapi.emulator.httputil import HANDLERS, HTTPError, int_param, is_true
 from fcapi.emulator.layout import SITE_INFO, RunLayout, list_runs, uploads_dir
 from fcapi.emulator.middleware import FaultsAndCounts, RequestCounts
 from fcapi.emulator.relay_client import RelayClient
@@ -218,8 +218,6 @@ def build_controller_app(ctx: ControllerContext) -> Starlette:
         yield
         await ctx.close()
 
-    app = Starlette(
-        routes=routes, exception_handlers={HTTPError: http_error_handler}, lifespan=lifespan
-    )
+    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     app.add_middleware(FaultsAndCounts, faults=ctx.faults, counts=ctx.counts, routes=routes)
     return app

@@ -10,6 +10,7 @@ import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -33,6 +34,19 @@ def error_response(status: int, detail: Any, headers: dict[str, str] | None = No
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
     return error_response(exc.status, exc.detail, exc.headers)
+
+
+async def starlette_error_handler(request: Request, exc: Exception) -> Response:
+    """Routing errors (unknown path 404, wrong method 405) as `{"detail": ...}` too."""
+    assert isinstance(exc, StarletteHTTPException)
+    detail = {404: "Not found.", 405: f'Method "{request.method}" not allowed.'}.get(
+        exc.status_code, exc.detail
+    )
+    return error_response(exc.status_code, detail, dict(exc.headers or {}))
+
+
+#: exception handlers both servers install
+HANDLERS = {HTTPError: http_error_handler, StarletteHTTPException: starlette_error_handler}
 
 
 async def json_body(request: Request, model: type[M]) -> M:

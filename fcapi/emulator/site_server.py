@@ -20,7 +20,7 @@ from starlette.routing import Route
 from fcapi.emulator import auth, relay
 from fcapi.emulator.apps import by_id, catalog
 from fcapi.emulator.faults import FaultState
-from fcapi.emulator.httputil import HTTPError, http_error_handler, int_param, json_body
+from fcapi.emulator.httputil import HANDLERS, HTTPError, int_param, json_body
 from fcapi.emulator.middleware import FaultsAndCounts
 from fcapi.emulator.site_context import SiteContext, now_iso
 from fcapi.emulator.site_state import ProjectRec, SiteRec, TokenRec, UserRec
@@ -295,7 +295,7 @@ def build_site_app(ctx: SiteContext) -> Starlette:
         Route("/_emulator/faults", admin_faults, methods=["GET", "PUT"]),
         Route("/_emulator/requests", admin_requests, methods=["GET", "DELETE"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPError: http_error_handler})
+    app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.add_middleware(FaultsAndCounts, faults=ctx.faults, counts=ctx.counts, routes=routes)
     return app
 

@@ -257,3 +257,24 @@ async def test_terminal_statuses_reset_to_ready(c, emulator_site, emulator_contr
         assert await wait_status(c, fed.pid, h, {"finished", "error"}) == final
         r = await c.put(f"/api/projects/{fed.pid}/", headers=h, json={"status": "ready"})
         assert r.status_code == 200
+
+
+async def test_routing_errors_are_json(c, emulator_controllers):
+    r = await c.get("/api/no-such-thing/")
+    assert r.status_code == 404 and r.json() == {"detail": "Not found."}
+    r = await c.delete("/api/apps/")
+    assert r.status_code == 405 and "not allowed" in r.json()["detail"]
+    r = await c.post("/api/projects/", content=b"{not json", headers={"Authorization": "x"})
+    assert r.status_code == 401
+    (ctl,) = await emulator_controllers(1)
+    async with httpx.AsyncClient(base_url=ctl.url) as cc:
+        r = await cc.get("/nope/")
+        assert r.status_code == 404 and r.json()["detail"]
+
+
+async def test_bad_json_body_is_400(c):
+    h = await account(c, "bad@example.org")
+    r = await c.post("/api/projects/", content=b"{not json", headers=h)
+    assert r.status_code == 400 and "JSON" in r.json()["detail"]
+    r = await c.post("/api/projects/", json={"description": "no name"}, headers=h)
+    assert r.status_code == 400 and any("name" in d for d in r.json()["detail"])
