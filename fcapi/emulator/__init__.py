@@ -1,6 +1,30 @@
 """A wire-compatible emulator of FeatureCloud.ai: the website, per-site controllers and apps.
 
 Tests, demos and benchmarks run against it because the real platform needs Docker, a GUI
-and the internet. Start it with `python -m fcapi.emulator site|controller ...` or in-process
-with `fcapi.emulator.serve.running_site` / `running_controller`.
+and the internet. Contract: `reference/featurecloud.md`; names others call: docs/CONTRACTS.md.
+
+Processes::
+
+    python -m fcapi.emulator site --host 127.0.0.1 --port 0 [--state FILE] [fault flags]
+    python -m fcapi.emulator controller --site-url URL --data-dir DIR --port 0 [--pid-file F]
+
+With `--port 0` the first stdout line is `fcapi-emulator <kind> listening on http://H:P`.
+SIGTERM stops either gracefully with exit status 0.
+
+In-process (`fcapi.emulator.serve`): `running_site(host, port, *, state=None, faults=None)`
+and `running_controller(site_url, data_dir, host, port, *, faults=None, run_timeout=3600,
+watch_timeout=86400)`, async context managers yielding `RunningServer` (`.url`, `.context`,
+`.data_dir`).
+
+Fault knobs (`Faults`, by CLI flag or `GET|PUT /_emulator/faults` on either server, PUT
+merges): `latency_ms`, `error_rate` + `error_status` + `seed` (deterministic 5xx),
+`burst_429` + `retry_after`, `access_lifetime`, and the run knobs `app_fail`, `app_hang`,
+`die_mid_run`, each naming a site (or `*`). `GET|DELETE /_emulator/requests` counts requests
+by `"METHOD /templated/path/"`, by user and by status.
+
+Relay (internal, `/api/_emulator/relay/...` on the site, authenticated by the site token
+from site_info.json): a controller that finalized long-polls its project until it runs; each
+app message is posted to the site, which routes it (coordinator -> all participants,
+participant -> coordinator, or an explicit destination) into per-site inboxes that
+controllers long-poll; controllers report running/finished/error per run.
 """
