@@ -88,6 +88,14 @@ def common_checks(h: Harness, stack: str) -> None:
         assert at == fed_urn, f"{urn} is not under the federation: {chain}"
     assert fed_urn.endswith(f"fedstack:index:Federation::{stack}")
 
+    # destroy takes everything along: nothing protected or retained
+    for name, req in h.monitor.requests.items():
+        assert not req.protect and not req.retainOnDelete, name
+    # libvirt objects with explicit names go before their replacement is made
+    for r in custom(h):
+        if r.typ.startswith("libvirt:") and "name" in r.inputs:
+            assert h.request(r.name).deleteBeforeReplace, r.name
+
     # exactly one readiness gate per host, and provisioning waits for it
     commands = h.mocks.of_type("command:remote:Command")
     gates = [c for c in commands if c.name.endswith("-ready")]
@@ -101,6 +109,9 @@ def common_checks(h: Harness, stack: str) -> None:
         assert conn["hostKey"].startswith("ssh-ed25519 ")
         req = h.request(gate.name)
         assert req.customTimeouts.create == "15m"
+        byo = h.mocks.named(gate.name.removesuffix("-host-ready")).typ == "fedstack:ssh:Site"
+        waits_for_cloud_init = "cloud-init status --wait" in gate.inputs["create"]
+        assert waits_for_cloud_init != byo, gate.name
     for step in setups:
         host = step.name.rsplit("-", 1)[0]
         req = h.request(step.name)
