@@ -170,3 +170,19 @@ async def test_second_run_is_newest_first(c, emulator_controllers):
     ] == b"4.75"  # (5+7)/2 and (3+4)/2, averaged
     run2 = ctls[0].data_dir / "workflows" / f"Project_{fed.pid}" / "Run_2"
     assert (run2 / f"results_pr{fed.pid}_run2_step1.zip").exists()
+
+
+async def test_refinalize_after_reset_during_prepare(c, emulator_controllers):
+    """A reset while a site waits must not swallow that site's next finalize."""
+    ctls = await emulator_controllers(2)
+    fed = await federation(c, ctls, prefix="rp")
+    await upload(ctls[0].url, fed.pid, {"data.csv": b"1,3"})
+    for word in ("ready", "prepare"):
+        r = await c.put(f"/api/projects/{fed.pid}/", headers=fed.heads[0], json={"status": word})
+        assert r.status_code == 200
+    project = (await c.get(f"/api/projects/{fed.pid}/", headers=fed.heads[0])).json()
+    assert project["finalized"] == 0
+    await upload(ctls[0].url, fed.pid, {})
+    await upload(ctls[1].url, fed.pid, {"data.csv": b"5,7"})
+    assert await wait_status(c, fed.pid, fed.heads[0], {"finished", "error"}) == "finished"
+    assert (await result_files(ctls[0].url, fed.pid))["output.csv"] == b"4.0"
