@@ -72,7 +72,8 @@ def row(result: dict[str, Any]) -> str:
         f"| {counters.get('orchestration_seconds', float('nan')):>13.2f} "
         f"| {counters.get('app_seconds', float('nan')):>6.2f} "
         f"| {requests['total']:>8} | {per_site:>13.2f} | {polls:>5} "
-        f"| {requests['max_rate']:>12.2f} | {peak_mib:>13.1f} |"
+        f"| {requests['max_rate']:>12.2f} | {requests.get('over_limit', 0.0):>10.2f} "
+        f"| {peak_mib:>13.1f} |"
     )
 
 
@@ -90,6 +91,15 @@ def print_runner_table(results: list[dict[str, Any]]) -> None:
     for result in results:
         print(row(result))
     print()
+
+
+def print_legend() -> None:
+    print(
+        "max req/s/user: most requests of one user inside any 1 s window (a burst of 3 rides\n"
+        "on 3/s, so up to 5 is polite); over limit: most requests of any user beyond the\n"
+        "token bucket (3/s, burst 3) over any interval, <= 0 means never over the limit.\n"
+        "orchestration s: wall time not spent between the project running and ending.\n"
+    )
 
 
 def print_endpoint_table(result: dict[str, Any]) -> None:
@@ -116,6 +126,7 @@ def main() -> int:
             print(f"running {n} sites ...", file=sys.stderr, flush=True)
             results.append(run_size(n, Path(tmp) / f"n{n}"))
     print_runner_table(results)
+    print_legend()
     smallest = min(results, key=lambda r: r["sites"])
     print_endpoint_table(smallest)
     try:

@@ -83,3 +83,25 @@ class RequestStats:
                 best = max(best, hi - lo + 1)
             result[user] = best / window
         return result
+
+    def over_limit(self, rate: float, burst: int) -> dict[str, float]:
+        """Per user, the most requests beyond what a token bucket of `rate`/s and `burst`
+        admits in any interval: max over i <= j of (j - i + 1) - burst - rate * (t_j - t_i).
+
+        Zero or less means the user never went over the limit, however the requests were
+        spread; unlike `max_rate`, this does not count a legitimate burst as excess.
+        """
+        times: dict[str, list[float]] = {}
+        for r in self.records:
+            times.setdefault(r.user or "", []).append(r.at)
+        result: dict[str, float] = {}
+        for user, ts in times.items():
+            ts.sort()
+            # max over j of (j - burst - rate*t_j) + max over i <= j of (1 - i + rate*t_i)
+            best_start = float("-inf")
+            worst = float("-inf")
+            for j, t in enumerate(ts):
+                best_start = max(best_start, 1 - j + rate * t)
+                worst = max(worst, j - burst - rate * t + best_start)
+            result[user] = worst
+        return result

@@ -73,6 +73,10 @@ def build_manifest(run_dir: Path, run_id: str, now: datetime | None = None) -> M
     )
 
 
+#: fcapi's default politeness: 3 requests/s per user, burst 3
+DEFAULT_LIMIT = (3.0, 3)
+
+
 class RequestStatsView(Protocol):
     """What metrics read of `fcapi.stats.RequestStats`."""
 
@@ -84,6 +88,8 @@ class RequestStatsView(Protocol):
     def by_user(self) -> dict[str, int]: ...
 
     def max_rate(self, window: float = 1.0) -> dict[str, float]: ...
+
+    def over_limit(self, rate: float, burst: int) -> dict[str, float]: ...
 
 
 class PhaseTiming(_Out):
@@ -122,6 +128,12 @@ class RequestMetrics(_Out):
     rate_window_seconds: float = 1.0
     max_rate_per_user: dict[str, float] = Field(default_factory=dict)
     max_rate: float = 0.0
+    #: the token bucket each user was held to, and how far any user went beyond it:
+    #: the most requests in any interval over `burst + rate * length` (<= 0: never over)
+    limit_rate: float | None = None
+    limit_burst: int | None = None
+    over_limit_per_user: dict[str, float] = Field(default_factory=dict)
+    over_limit: float = 0.0
 
 
 class BytesMoved(_Out):
@@ -161,11 +173,20 @@ class Metrics(_Out):
     logs: list[str]
 
 
-def request_metrics(stats: RequestStatsView | None, window: float = 1.0) -> RequestMetrics:
+def request_metrics(
+    stats: RequestStatsView | None,
+    window: float = 1.0,
+    limit: tuple[float, int] = DEFAULT_LIMIT,
+) -> RequestMetrics:
     if stats is None:
         return RequestMetrics(rate_window_seconds=window)
     rates = {u: round(r, 3) for u, r in sorted(stats.max_rate(window).items())}
+    over = {u: round(x, 3) for u, x in sorted(stats.over_limit(*limit).items())}
     return RequestMetrics(
+        limit_rate=limit[0],
+        limit_burst=limit[1],
+        over_limit_per_user=over,
+        over_limit=max(over.values(), default=0.0),
         total=stats.total,
         by_endpoint=dict(sorted(stats.by_endpoint().items())),
         by_user=dict(sorted(stats.by_user().items())),
@@ -251,6 +272,7 @@ def build_metrics(
     log_path: str | None = None,
     resources: Resources | None = None,
     rate_window: float = 1.0,
+    limit: tuple[float, int] = DEFAULT_LIMIT,
 ) -> Metrics:
     """The metrics of a run from its state; `status` defaults to what the state says."""
     end = finished_at or utcnow()
@@ -288,7 +310,7 @@ def build_metrics(
             status = "failed"
         else:
             status = "interrupted"
-    requests = request_metrics(stats, rate_window)
+    requests = request_metrics(stats, rate_window, limit)
     moved = BytesMoved(
         uploaded_from_runner=sum(s.bytes_uploaded for s in sites),
         uploaded_on_hosts=sum(s.bytes_uploaded_on_host for s in sites),

@@ -78,3 +78,25 @@ async def test_real_time_twelve_concurrent_acquires_take_at_least_three_seconds(
     assert max(stamps) >= 2.95
     assert max(stamps) < 6.0  # generous: other tests may load the machine
     assert sorted(stamps)[2] < 0.1  # the burst went out at once
+
+
+async def test_a_bucket_paced_user_is_never_over_the_limit_though_one_second_shows_five(clock):
+    """The politeness check the benchmark reports: bursts allowed, nothing beyond them."""
+    bucket = TokenBucket(3.0, 3, clock=clock, sleep=clock.sleep)
+    stats = RequestStats()
+    for _ in range(30):
+        await bucket.acquire()
+        stats.record("a@x.org", "POST", "/api/project-tokens/1/", 200, clock())
+    assert stats.max_rate(1.0)["a@x.org"] > 3  # a sliding second sees burst + rate
+    assert stats.over_limit(3.0, 3)["a@x.org"] <= 1e-9
+    assert stats.over_limit(3.0, 2)["a@x.org"] == pytest.approx(1.0)  # a tighter bucket: over
+
+
+def test_over_limit_counts_requests_beyond_burst_plus_rate():
+    stats = RequestStats()
+    for i in range(10):  # ten requests inside 0.9 s
+        stats.record("fast@x.org", "GET", "/api/projects/1/", 200, 50.0 + i * 0.1)
+    stats.record("slow@x.org", "GET", "/api/projects/1/", 200, 50.0)
+    over = stats.over_limit(3.0, 3)
+    assert over["fast@x.org"] == pytest.approx(10 - 3 - 3 * 0.9)
+    assert over["slow@x.org"] == pytest.approx(1 - 3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fcapi.stats import RequestStats
+
 from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
@@ -74,14 +76,12 @@ def finished_state(fail: str | None = None) -> cp.RunState:
     return state
 
 
-class FakeStats:
-    total = 9
-
-    def by_endpoint(self) -> dict[str, int]:
-        return {"POST /api/auth/login/": 3, "GET /api/projects/{id}/": 6}
-
-    def by_user(self) -> dict[str, int]:
-        return {"alpha@example.org": 7, "beta@example.org": 1, "gamma@example.org": 1}
-
-    def max_rate(self, window: float = 1.0) -> dict[str, float]:
-        return {"alpha@example.org": 3.0, "beta@example.org": 1.0, "gamma@example.org": 1.0}
+def sample_stats() -> RequestStats:
+    """Nine real request records: alpha logs in and polls, beta and gamma log in once."""
+    stats = RequestStats()
+    stats.record("alpha@example.org", "POST", "/api/auth/login/", 200, 100.0)
+    for i in range(6):
+        stats.record("alpha@example.org", "GET", "/api/projects/17/", 200, 100.2 + i * 0.4)
+    stats.record("beta@example.org", "POST", "/api/auth/login/", 200, 100.0)
+    stats.record("gamma@example.org", "POST", "/api/auth/login/", 200, 100.0)
+    return stats

@@ -8,7 +8,7 @@ from pathlib import Path
 from fcapi.stats import RequestStats
 from runner import manifest as mf
 from tests.runner.inventories import PRIVATE_KEY, make_inventory
-from tests.runner.runs import T0, TOKENS, FakeStats, finished_state
+from tests.runner.runs import T0, TOKENS, finished_state, sample_stats
 
 
 def test_manifest_lists_every_file_sorted_relative(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_metrics_of_a_finished_run() -> None:
         state,
         make_inventory(),
         workflow_path=Path("/w/workflow.toml"),
-        stats=FakeStats(),
+        stats=sample_stats(),
         finished_at=T0 + timedelta(seconds=10),
         resources=mf.process_resources(10.0),
     )

@@ -11,7 +11,7 @@ import pytest
 from runner import manifest as mf
 from runner.report import render_report, timeline_svg
 from tests.runner.inventories import PRIVATE_KEY, make_inventory
-from tests.runner.runs import T0, TOKENS, FakeStats, finished_state
+from tests.runner.runs import T0, TOKENS, finished_state, sample_stats
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -35,7 +35,7 @@ def _metrics(fail: str | None = None) -> mf.Metrics:
         finished_state(fail),
         make_inventory(),
         workflow_path=Path("/w/workflow.toml"),
-        stats=FakeStats(),
+        stats=sample_stats(),
         finished_at=T0 + timedelta(seconds=8),
         log_path="runner.log",
     )
