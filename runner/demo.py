@@ -100,7 +100,10 @@ def demo_user(index: int) -> str:
 
 
 async def create_accounts(website_url: str, count: int) -> dict[str, SecretStr]:
-    """Sign up one user per site through the website API, with fresh random passwords."""
+    """Sign up one user per site, and its site, through the website API.
+
+    Passwords are fresh and random and live only in this process.
+    """
     passwords = {demo_user(i): SecretStr(secrets.token_urlsafe(18)) for i in range(count)}
     limit = asyncio.Semaphore(16)
 
@@ -113,6 +116,9 @@ async def create_accounts(website_url: str, count: int) -> dict[str, SecretStr]:
                 first_name="Demo",
                 last_name=f"Site {index + 1}",
             )
+            # the site, as a researcher's account has one before fedstack is used
+            async with WebsiteClient(website_url, user, passwords[user]) as client:
+                await client.ensure_site(f"site{index + 1}")
 
     await asyncio.gather(*(signup(i, u) for i, u in enumerate(passwords)))
     return passwords

@@ -1,9 +1,9 @@
 """Bring a site's results and logs home: every run and step its controller lists.
 
 The plan and the unpacking are pure and careful (runner.collect); this is the I/O between
-them. Each finished download is handed to `on_file` before the next starts, so a resumed
-collection fetches only what is missing. A controller that lists no result is a failure here,
-not a silence.
+them. Logs come home even when there is no result. Each finished download is handed to
+`on_file` before the next starts, so a resumed collection fetches only what is missing. A
+controller that lists no result is a failure here, not a silence.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ async def collect_site(
 ) -> None:
     """Download and unpack what the site's controller has for the project and `done` lacks."""
     runs = await controller.project_runs(project_id)
-    if missing_results(runs):
-        raise NoResults(f"site {site}: the controller lists no result for project {project_id}")
     for item in pending_downloads(plan_downloads(site, runs), done):
         dest = run_dir / item.path
         extracted: list[Path] = []
@@ -49,3 +47,5 @@ async def collect_site(
         else:
             await controller.download_log(project_id, item.run, item.step, dest)
         await on_file(collected_entry(item, run_dir, extracted))
+    if missing_results(runs):
+        raise NoResults(f"site {site}: the controller lists no result for project {project_id}")

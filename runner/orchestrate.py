@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from fcapi.controller import ControllerClient
-from fcapi.errors import FcError, NotFound, PermissionDenied
+from fcapi.errors import Conflict, FcError, NotFound, PermissionDenied
 from fcapi.models import Project, Site
 from fcapi.stats import RequestStats
 from fcapi.status import TERMINAL
@@ -43,6 +43,11 @@ from runner.workflow import CONFIG_NAME, Workflow
 CONNECT_DEADLINE = 120.0
 #: how long a controller may take to answer /ping/ after its start command returned
 CONTROLLER_DEADLINE = 180.0
+#: collection and stop run after the run's deadline too (results are worth keeping), bounded
+COLLECT_DEADLINE = 600.0
+STOP_DEADLINE = 120.0
+#: statuses of a project that ran (so its controllers have results or logs)
+RAN = frozenset({"running", "finished", "error", "failed", "stopped"})
 
 
 class RunFailed(Exception):
@@ -68,6 +73,10 @@ class SiteRun:
     controller: ControllerClient | None = None
     site_info: Site | None = None
     token_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: connected and its user logged in
+    ready: bool = False
+    #: the phase under way, for a deadline's message
+    current_phase: str | None = None
 
 
 @dataclass
@@ -127,9 +136,14 @@ class Orchestrator:
         self.project: Project | None = None
         self.failures: dict[str, str] = {}
         self.run_started = time.monotonic()
+        #: a state that has been through a run before: steps may have happened unrecorded
+        self.resumed = any(r.started_at is not None for r in state.phases.values()) or any(
+            site.phases for site in state.sites.values()
+        )
         self.running_seen: float | None = None
         self.ended_seen: float | None = None
         self._project_ready = asyncio.Event()
+        self._all_ready = asyncio.Event()
         self._all_joined = asyncio.Event()
         self._prepared = asyncio.Event()
         self._uploads_done = asyncio.Event()
@@ -152,6 +166,8 @@ class Orchestrator:
     async def phase(self, site: str | None, name: str) -> AsyncIterator[None]:
         """Time a phase, show it, checkpoint it; a failure is recorded with its one line."""
         self.state.start_phase(site, name)
+        if site is not None:
+            self.sites[site].current_phase = name
         self.progress.phase(site, name, "running")
         await self.saver.flush()
         try:
@@ -247,11 +263,21 @@ class Orchestrator:
     async def project_pipeline(self) -> None:
         """Project, tokens, prepare, watch: the coordinator's work on the website."""
         try:
+            # no project before every site answered and every user logged in: a host or a
+            # password that fails now must not leave a project behind
+            await self.until(self._all_ready, "every site to connect and log in")
             await self.make_project()
             await self.make_tokens()
             await self.until(self._all_joined, "every participant to join")
             await self.prepare()
-            await self.until(self._uploads_done, "every site to finalize")
+            try:
+                await self.until(self._uploads_done, "every site to finalize")
+            except RunFailed as exc:
+                late = [n for n, s in self.state.sites.items() if not s.finalized]
+                raise RunFailed(
+                    f"project {self.state.project_id} stayed in prepare: "
+                    f"{', '.join(late)} never finalized ({exc})"
+                ) from None
             await self.watch()
         except Exception as exc:
             self.failures.setdefault("project", one_line(exc))
@@ -330,15 +356,23 @@ class Orchestrator:
                 site.token_ready.set()
 
     async def prepare(self) -> None:
+        """The coordinator starts the project; a resume that did so already skips it."""
         assert self.project is not None
-        web = self.web(self.coordinator)
-        project = await web.get_project(self.project.id)
-        if project.status in ("prepare", "running", "finished"):
-            self.skip(None, "prepare", f"project is {project.status}")
+        record = self.state.phases.get("prepare")
+        if record is not None and record.state in ("ok", "skipped"):
+            self.skip(None, "prepare", "started already")
         else:
             async with self.phase(None, "prepare"):
-                project = await web.set_status(self.project.id, "prepare")
-        self.project = project
+                try:
+                    self.project = await self.web(self.coordinator).set_status(
+                        self.project.id, "prepare"
+                    )
+                except Conflict:
+                    # killed after the request and before the checkpoint: fine if it took
+                    project = await self.web(self.coordinator).get_project(self.project.id)
+                    if project.status not in ("prepare", "running", "finished"):
+                        raise
+                    self.project = project
         self._prepared.set()
 
     async def watch(self) -> None:
@@ -373,48 +407,60 @@ class Orchestrator:
     # ------------------------------------------------------------ per site
 
     async def site_pipeline(self, site: SiteRun) -> None:
+        """One site from connect to stop; collection and stop run even after a failure."""
         name = site.entry.name
+        record = self.state.site(name)
         try:
-            await self.connect(site)
-            await self.controller_up(site)
-            await self.join(site)
-            await self.until(self._prepared, "the coordinator to start the project")
-            await self.upload(site)
-            await self.finalize(site)
+            async with asyncio.timeout(self.deadline_at - time.monotonic()):
+                await self.connect(site)
+                if not record.collect_done:
+                    await self.controller_up(site)
+                    await self.join(site)
+                    await self.until(self._prepared, "the coordinator to start the project")
+                    await self.upload(site)
+                    await self.finalize(site)
+        except TimeoutError:
+            phase = site.current_phase or "start"
+            message = f"deadline of {self.workflow.deadline_seconds:.0f} s passed"
+            self.state.finish_phase(name, phase, "failed", message)
+            self.fail(name, RunFailed(f"site {name}: {message} in phase {phase}"))
         except Exception as exc:
             self.fail(name, exc)
         finally:
             self._check_all_finalized()
         with contextlib.suppress(Exception):
             await self.until(self._finished, "the project to end")
+        if site.controller is not None and self.project_ran():
+            try:
+                async with asyncio.timeout(COLLECT_DEADLINE):
+                    await self.collect(site)
+            except Exception as exc:
+                self.failures.setdefault(name, one_line(exc) or "collect: deadline passed")
         try:
-            if site.controller is not None and self.project is not None:
-                await self.collect(site)
+            async with asyncio.timeout(STOP_DEADLINE):
+                await self.stop(site)
         except Exception as exc:
-            self.failures.setdefault(name, one_line(exc))
-        try:
-            await self.stop(site)
-        except Exception as exc:
-            self.failures.setdefault(name, one_line(exc))
+            self.failures.setdefault(name, one_line(exc) or "stop: deadline passed")
+
+    def project_ran(self) -> bool:
+        """Whether the project got as far as running: only then is there anything to fetch."""
+        if self.running_seen is not None:
+            return True
+        return self.project is not None and self.project.status in RAN
 
     async def connect(self, site: SiteRun) -> None:
+        """Reach the host and log its user in, so a bad host or password stops the run early."""
         async with self.phase(site.entry.name, "connect"):
             site.conn = open_site(site.entry, connect_timeout=self.options.connect_deadline)
-            await site.conn.connect()
+            await asyncio.gather(site.conn.connect(), self.pool.logged_in(site.entry.fc_user))
+        site.ready = True
+        if all(s.ready for s in self.sites.values()):
+            self._all_ready.set()
 
     async def controller_up(self, site: SiteRun) -> None:
-        """site_info.json in the data dir, the controller started (unless it answers already)."""
+        """The controller started, unless it answers already (a resumed run)."""
         assert site.conn is not None
-        spec = site.entry.controller
         async with self.phase(site.entry.name, "controller"):
-            web = self.web(site)
-            site.site_info = await web.ensure_site(site.entry.name)
-            await site.conn.run(f"mkdir -p {shlex.quote(spec.data_dir)}", timeout=30.0)
-            await site.conn.write_file(
-                posixpath.join(spec.data_dir, "site_info.json"),
-                site.site_info.model_dump_json(),
-                mode=0o600,
-            )
             url = await site.conn.controller_url()
             site.controller = ControllerClient(url)
             if not await site.controller.ping():
@@ -422,6 +468,23 @@ class Orchestrator:
                 await site.controller.wait_until_up(
                     self.options.controller_deadline, who=f"site {site.entry.name}"
                 )
+
+    async def write_site_info(self, site: SiteRun) -> None:
+        """Tell the controller which site it serves: the body of `GET /api/site/`.
+
+        Done just before the uploads rather than at controller start (the controller reads
+        it when it needs it), so the coordinator's request for it does not queue in front
+        of the project, its tokens and `prepare` in the coordinator's rate limit.
+        """
+        assert site.conn is not None
+        data_dir = site.entry.controller.data_dir
+        site.site_info = await self.web(site).ensure_site(site.entry.name)
+        await site.conn.run(f"mkdir -p {shlex.quote(data_dir)}", timeout=30.0)
+        await site.conn.write_file(
+            posixpath.join(data_dir, "site_info.json"),
+            site.site_info.model_dump_json(),
+            mode=0o600,
+        )
 
     async def join(self, site: SiteRun) -> None:
         name = site.entry.name
@@ -459,13 +522,18 @@ class Orchestrator:
     async def upload(self, site: SiteRun) -> None:
         name = site.entry.name
         record = self.state.site(name)
+        assert site.controller is not None and site.conn is not None and self.project is not None
+        if not record.finalized and self.resumed:
+            # killed between a finalize and its checkpoint: the project moving on proves it
+            project = await self.web(site).get_project(self.project.id)
+            record.finalized = project.status in RAN
         if record.finalized:
             self.skip(name, "upload", "finalized already")
             return
-        assert site.controller is not None and site.conn is not None and self.project is not None
         plan = self.workflow.sites[name]
         pid = self.project.id
         async with self.phase(name, "upload"):
+            await self.write_site_info(site)
             for local in plan.local:
                 sent = await site.controller.upload(pid, local.path, local.name)
                 record.uploaded[local.name] = UploadedFile(
@@ -537,6 +605,8 @@ class Orchestrator:
         if self.options.keep_controllers:
             self.skip(name, "stop", "--keep-controllers")
             return
+        if site.controller is not None:
+            await site.controller.aclose()  # an open keep-alive would hold its shutdown up
         async with self.phase(name, "stop"):
             await site.conn.stop_controller()
 
