@@ -59,7 +59,14 @@ def test_provision_runs_twice_in_a_debian_root():
     lenient = render_stdin(
         provision_settings(workdir=WORKDIR, fc_version=FC_VERSION, docker_required=False), script
     )
+    check = load_script(CHECK_SCRIPT)
     with debian_root() as root:
+        # a bare host with provision: false is refused with one line naming what is missing
+        bare = run_in_root(root, check)
+        assert bare.returncode == 1, bare.stderr
+        (line,) = bare.stderr.strip().splitlines()
+        assert "lacks: docker" in line and "python3" in line and "featurecloud" in line
+
         started = time.monotonic()
         first = run_in_root(root, strict)
         first_s = time.monotonic() - started
@@ -109,4 +116,8 @@ def test_provision_runs_twice_in_a_debian_root():
             check=True,
         )
         assert version.stdout.strip() == FC_VERSION
+        # and the provisioned host passes the opt-out hosts' check
+        checked = run_in_root(root, check)
+        assert checked.returncode == 0, checked.stderr
+        assert checked.stdout.startswith("fedstack-check: docker, python3 and featurecloud present")
         print(f"\nfirst run {first_s:.1f}s, idempotent re-run {third_s:.1f}s")

@@ -103,6 +103,8 @@ def common_checks(h: Harness, stack: str) -> None:
     hosts = Counter(c.name.rsplit("-", 1)[0] for c in gates)
     assert hosts and all(n == 1 for n in hosts.values()), hosts
     assert sorted(hosts) == sorted(c.name.rsplit("-", 1)[0] for c in setups)
+    for cmd in commands:  # no connection anywhere accepts an unknown host key
+        assert unwrap(cmd.inputs["connection"])["hostKey"].startswith("ssh-"), cmd.name
     for gate in gates:
         conn = unwrap(gate.inputs["connection"])
         assert conn["dialErrorLimit"] == -1 and conn["perDialTimeout"] > 0
