@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> None:
         from fcapi.emulator.site_context import SiteContext
         from fcapi.emulator.site_server import build_site_app
 
-        app = build_site_app(SiteContext(args.state, faults))
-        serve_forever(app, args.host, args.port, "site")
+        site_ctx = SiteContext(args.state, faults)
+        app = build_site_app(site_ctx)
+        serve_forever(app, args.host, args.port, "site", on_exit=site_ctx.shutdown)
         return
     from fcapi.emulator.controller_server import ControllerContext, build_controller_app
 

@@ -47,7 +47,27 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: Starlette) -> uvicorn.Server:
+class _Server(uvicorn.Server):
+    """A uvicorn server that also runs `on_exit` in its loop when a signal asks it to stop.
+
+    The site uses it to release its long polls at once, so SIGTERM does not wait out the
+    graceful-shutdown timeout for controllers that are still polling.
+    """
+
+    on_exit: Callable[[], None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self.on_exit is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.on_exit)
+        super().handle_exit(sig, frame)
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().serve(sockets=sockets)
+
+
+def make_server(app: Starlette) -> _Server:
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -56,7 +76,7 @@ def make_server(app: Starlette) -> uvicorn.Server:
         timeout_graceful_shutdown=5,
         timeout_keep_alive=30,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def url_of(sock: socket.socket) -> str:
@@ -162,13 +182,12 @@ def serve_forever(
     port: int,
     kind: str,
     pid_file: Path | None = None,
-    on_server: Callable[[uvicorn.Server], None] | None = None,
+    on_exit: Callable[[], None] | None = None,
 ) -> None:
     """CLI: bind, announce the URL on stdout's first line, serve until SIGINT/SIGTERM."""
     sock = bind(host, port)
     server = make_server(app)
-    if on_server is not None:
-        on_server(server)
+    server.on_exit = on_exit
     if pid_file is not None:
         pid_file.write_text(f"{os.getpid()}\n")
     print(f"fcapi-emulator {kind} listening on {url_of(sock)}", flush=True)
