@@ -37,7 +37,8 @@ class Key:
     secret: bool = False
 
 
-CONTROLLER_DEFAULTS = ControllerSpec(data_dir="/x")
+_CONTROLLER_NAME: str = ControllerSpec.model_fields["name"].default
+_CONTROLLER_PORT: int = ControllerSpec.model_fields["port"].default
 
 CONFIG_KEYS: dict[str, Key] = {
     "sites": Key(
@@ -82,10 +83,10 @@ CONFIG_KEYS: dict[str, Key] = {
         "Required when any site runs on AWS; there is deliberately no 0.0.0.0/0 default.",
     ),
     "controllerName": Key(
-        CONTROLLER_DEFAULTS.name, "Name of fedstack's FeatureCloud controller on every host."
+        _CONTROLLER_NAME, "Name of fedstack's FeatureCloud controller on every host."
     ),
     "controllerPort": Key(
-        CONTROLLER_DEFAULTS.port, "Port of the controller on each host's localhost.", kind="integer"
+        _CONTROLLER_PORT, "Port of the controller on each host's localhost.", kind="integer"
     ),
     "fcPasswords": Key(
         None,

@@ -16,12 +16,18 @@ import pulumi_command as command
 import pulumi_libvirt as libvirt
 import pulumi_tls as tls
 
-from fedinfra.build_inventory import HostFacts, build_inventory, export_inventory, public_view
+from fedinfra.build_inventory import (
+    HostFacts,
+    build_inventory,
+    controller_for,
+    export_inventory,
+    public_view,
+)
 from fedinfra.components.aws_site import AwsEnvironment, AwsSite
 from fedinfra.components.byo_site import ByoSite
 from fedinfra.components.libvirt_site import LibvirtHypervisor, LibvirtSite, VmLogin
 from fedinfra.components.provisioner import ProvisionPlan
-from fedinfra.inventory import ControllerSpec, Inventory
+from fedinfra.inventory import Inventory
 from fedinfra.settings import StackSettings
 from fedinfra.spec import Site
 
@@ -71,19 +77,22 @@ class Federation(pulumi.ComponentResource):
         here = pulumi.ResourceOptions(parent=self)
         tls_provider = tls.Provider("tls", opts=here)
         command_provider = command.Provider("command", opts=here)
-        stop_template = ControllerSpec(data_dir="/", name=settings.controller_name).stop_command
 
         def plan(site: Site, *, cloud_init: bool) -> ProvisionPlan:
             byo = site.ssh is not None
+            workdir = settings.workdir_of(site.name)
+            controller = controller_for(
+                workdir, name=settings.controller_name, port=settings.controller_port
+            )
             return ProvisionPlan(
-                workdir=settings.workdir_of(site.name),
+                workdir=workdir,
                 fc_version=settings.featurecloud_version,
                 docker_required=settings.docker_required,
                 readiness_timeout=settings.readiness_timeout,
                 provision_timeout=settings.provision_timeout,
                 cloud_init=cloud_init,
                 provision=site.ssh.provision if site.ssh else True,
-                cleanup_stop_command=stop_template if byo else None,
+                cleanup_stop_command=controller.stop_command if byo else None,
                 controller_name=settings.controller_name if byo else None,
                 pip_index_url=secrets.pip_index_url,
             )
