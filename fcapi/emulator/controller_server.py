@@ -31,7 +31,6 @@ from fcapi.emulator.run_driver import execute_run
 from fcapi.models import Site
 
 MAX_LOG_LINES = 10_000
-LEVELS = {"debug", "info", "warn", "error", "fatal"}
 
 
 class ControllerContext:

@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ class RunningServer:
     server: uvicorn.Server
     context: Any = None
     data_dir: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def bind(host: str, port: int) -> socket.socket:

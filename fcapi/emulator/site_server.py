@@ -1,267 +1,23 @@
-"""The emulated website's public API (reference §1), plus the admin endpoints.
+"""The emulated website: the public API (reference §1), the relay and the admin endpoints.
 
-Handlers are thin: they authenticate, validate the body with the shared wire models, apply
-the state machine of `fcapi.status`, persist and answer. Errors are `{"detail": ...}`.
+The public handlers live in `accounts` and `projects`, the controllers' side in `relay`;
+this module assembles them with the fault/count middleware. Errors are `{"detail": ...}`.
 """
 
 from __future__ import annotations
 
-import secrets
-import uuid
-from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fcapi.emulator import auth, relay
-from fcapi.emulator.apps import by_id, catalog
-from fcapi.emulator.faults import FaultState
-from fcapi.emulator.httputil import HANDLERS, HTTPError, int_param, json_body
+from fcapi.emulator import accounts, projects, relay
+from fcapi.emulator.httputil import HANDLERS, HTTPError
 from fcapi.emulator.middleware import FaultsAndCounts
-from fcapi.emulator.site_context import SiteContext, now_iso
-from fcapi.emulator.site_state import ProjectRec, SiteRec, TokenRec, UserRec
-from fcapi.models import (
-    LoginRequest,
-    ProjectCreate,
-    ProjectStatus,
-    ProjectUpdate,
-    RefreshRequest,
-    SignupRequest,
-    SiteCreate,
-    TokenCommand,
-)
-from fcapi.status import may_request, parse_status
-
-S = ProjectStatus
-#: statuses in which the workflow may still be edited
-EDITABLE = {S.NEW, S.INIT, S.READY}
-
-
-class _Join(BaseModel):
-    token: str
-    cmd: str
-
-
-def _app_json(app_id: int) -> dict[str, Any]:
-    info = by_id(app_id)
-    assert info is not None
-    return {"id": info.id, "slug": info.slug, "name": info.name, "description": ""}
+from fcapi.emulator.site_context import SiteContext
 
 
 def build_site_app(ctx: SiteContext) -> Starlette:
-    data = ctx.data
-
-    async def login(request: Request) -> Response:
-        body = await json_body(request, LoginRequest)
-        request.state.user = body.username
-        user = ctx.user_by_email(body.username)
-        if user is None or not auth.check_password(body.password, user.password):
-            raise HTTPError(401, "No active account found with the given credentials")
-        return JSONResponse(ctx.issue(user))
-
-    async def refresh(request: Request) -> Response:
-        body = await json_body(request, RefreshRequest)
-        user = ctx.user_from_token(body.refresh, "refresh")
-        if user is None:
-            return JSONResponse(
-                {"detail": "Token is invalid or expired", "code": "token_not_valid"}, 401
-            )
-        request.state.user = user.email
-        return JSONResponse({"access": ctx.access_for(user)})
-
-    async def logout(request: Request) -> Response:
-        ctx.current_user(request)
-        return JSONResponse({})
-
-    async def user_info(request: Request) -> Response:
-        user = ctx.current_user(request)
-        return JSONResponse(
-            {
-                "id": user.id,
-                "email": user.email,
-                "firstName": user.firstName,
-                "lastName": user.lastName,
-                "role": user.role,
-            }
-        )
-
-    async def signup(request: Request) -> Response:
-        body = await json_body(request, SignupRequest)
-        request.state.user = body.email
-        if "@" not in body.email:
-            raise HTTPError(400, {"email": ["Enter a valid email address."]})
-        if len(body.password) < 4:
-            raise HTTPError(400, {"password": ["This password is too short."]})
-        if ctx.user_by_email(body.email) is not None:
-            raise HTTPError(400, {"email": ["user with this email already exists."]})
-        user = UserRec(
-            id=data.new_id("user"),
-            email=body.email,
-            password=auth.hash_password(body.password),
-            firstName=body.firstName,
-            lastName=body.lastName,
-            role=body.role,
-        )
-        data.users[user.id] = user
-        ctx.save()
-        return JSONResponse(
-            {
-                "id": user.id,
-                "email": user.email,
-                "firstName": user.firstName,
-                "lastName": user.lastName,
-                "role": user.role,
-            },
-            201,
-        )
-
-    async def site(request: Request) -> Response:
-        user = ctx.current_user(request)
-        existing = ctx.site_of(user.id)
-        if request.method == "GET":
-            if existing is None:
-                raise HTTPError(404, "Not found.")
-            return JSONResponse(ctx.site_json(existing, user))
-        body = await json_body(request, SiteCreate)
-        if existing is not None:
-            raise HTTPError(400, "this user already has a site")
-        fields = body.model_dump()
-        rec = SiteRec(
-            id=data.new_id("site"), user_id=user.id, token=str(uuid.uuid4()), fields=fields
-        )
-        data.sites[rec.id] = rec
-        ctx.save()
-        return JSONResponse(ctx.site_json(rec, user), 201)
-
-    async def apps(request: Request) -> Response:
-        return JSONResponse([_app_json(a.id) for a in catalog()])
-
-    async def library(request: Request) -> Response:
-        user = ctx.current_user(request)
-        return JSONResponse([_app_json(i) for i in user.library if by_id(i)])
-
-    async def purchase(request: Request) -> Response:
-        user = ctx.current_user(request)
-        app_id = int_param(request.path_params["app_id"], "app_id")
-        if by_id(app_id) is None:
-            raise HTTPError(404, "Not found.")
-        if request.method == "POST":
-            if app_id not in user.library:
-                user.library.append(app_id)
-                ctx.save()
-            return JSONResponse(_app_json(app_id), 201)
-        if app_id not in user.library:
-            raise HTTPError(404, "this app is not in your library")
-        user.library.remove(app_id)
-        ctx.save()
-        return Response(status_code=204)
-
-    async def projects(request: Request) -> Response:
-        user = ctx.current_user(request)
-        if request.method == "GET":
-            mine = [p for p in data.projects.values() if user.id in p.members]
-            return JSONResponse([ctx.project_json(p, user) for p in mine])
-        body = await json_body(request, ProjectCreate)
-        try:
-            status = parse_status(body.status)
-        except ValueError:
-            raise HTTPError(400, {"status": [f'"{body.status}" is not a valid choice.']}) from None
-        if status not in EDITABLE:
-            raise HTTPError(400, f"a new project cannot start in status {status.value!r}")
-        p = ProjectRec(
-            id=data.new_id("project"),
-            name=body.name,
-            description=body.description,
-            status=status.value,
-            owner=user.id,
-            members=[user.id],
-            createdAt=now_iso(),
-        )
-        data.projects[p.id] = p
-        ctx.changed(p.id)
-        return JSONResponse(ctx.project_json(p, user), 201)
-
-    async def project(request: Request) -> Response:
-        user = ctx.current_user(request)
-        pid = int_param(request.path_params["id"], "id")
-        p = ctx.project_for(pid, user)
-        if request.method == "GET":
-            return JSONResponse(ctx.project_json(p, user))
-        if request.method == "DELETE":
-            if user.id != p.owner:
-                raise HTTPError(403, "only the coordinator may delete a project")
-            if p.status == S.RUNNING:
-                raise HTTPError(409, "the project is running: shut it down first")
-            del data.projects[pid]
-            for t in [t for t in data.tokens.values() if t.project == pid]:
-                del data.tokens[t.id]
-            ctx.changed(pid)
-            return Response(status_code=204)
-        body = await json_body(request, ProjectUpdate)
-        update_project(ctx, p, user, body)
-        ctx.changed(pid)
-        return JSONResponse(ctx.project_json(p, user))
-
-    async def tokens(request: Request) -> Response:
-        user = ctx.current_user(request)
-        pid = int_param(request.path_params["project_id"], "project_id")
-        p = ctx.project_for(pid, user)
-        if user.id != p.owner:
-            raise HTTPError(403, "only the coordinator manages a project's tokens")
-        if request.method == "GET":
-            return JSONResponse([_token_json(t) for t in data.tokens.values() if t.project == pid])
-        body = await json_body(request, TokenCommand)
-        if body.cmd != "create":
-            raise HTTPError(400, f"unknown cmd {body.cmd!r}: expected 'create'")
-        t = TokenRec(
-            id=data.new_id("token"),
-            token=secrets.token_urlsafe(18),
-            project=pid,
-            createdAt=now_iso(),
-        )
-        data.tokens[t.id] = t
-        ctx.save()
-        return JSONResponse(_token_json(t), 201)
-
-    async def join(request: Request) -> Response:
-        user = ctx.current_user(request)
-        body = await json_body(request, _Join)
-        if body.cmd != "join":
-            raise HTTPError(400, f"unknown cmd {body.cmd!r}: expected 'join'")
-        t = next((t for t in data.tokens.values() if t.token == body.token), None)
-        if t is None:
-            raise HTTPError(404, "Invalid token")
-        if t.used:
-            raise HTTPError(400, "This token has already been used")
-        p = data.projects[t.project]
-        if user.id in p.members:
-            raise HTTPError(400, "you are already a member of this project")
-        if p.status in {S.RUNNING, S.PREPARE}:
-            raise HTTPError(409, f"the project is {p.status}: join before it is prepared")
-        t.used, t.used_by = True, user.id
-        p.members.append(user.id)
-        ctx.changed(p.id)
-        return JSONResponse(
-            {"id": t.id, "project": p.id, "role": "participant", "user": user.id, "token": t.token},
-            201,
-        )
-
-    async def delete_token(request: Request) -> Response:
-        user = ctx.current_user(request)
-        tid = int_param(request.path_params["id"], "id")
-        t = data.tokens.get(tid)
-        if t is None or t.project not in data.projects:
-            raise HTTPError(404, "Not found.")
-        if data.projects[t.project].owner != user.id:
-            raise HTTPError(403, "only the coordinator manages a project's tokens")
-        del data.tokens[tid]
-        ctx.save()
-        return Response(status_code=204)
-
     async def admin_faults(request: Request) -> Response:
         if request.method == "PUT":
             raw = await request.json()
@@ -277,20 +33,8 @@ def build_site_app(ctx: SiteContext) -> Starlette:
         return JSONResponse(ctx.counts.snapshot())
 
     routes = [
-        Route("/api/auth/login/", login, methods=["POST"]),
-        Route("/api/auth/token/refresh/", refresh, methods=["POST"]),
-        Route("/api/auth/logout/", logout, methods=["POST"]),
-        Route("/api/auth/user/signup/", signup, methods=["POST"]),
-        Route("/api/user/info/", user_info, methods=["GET"]),
-        Route("/api/site/", site, methods=["GET", "POST"]),
-        Route("/api/apps/", apps, methods=["GET"]),
-        Route("/api/apps/purchase/", library, methods=["GET"]),
-        Route("/api/apps/{app_id}/purchase/", purchase, methods=["POST", "DELETE"]),
-        Route("/api/projects/", projects, methods=["GET", "POST"]),
-        Route("/api/projects/{id}/", project, methods=["GET", "PUT", "DELETE"]),
-        Route("/api/project-tokens/", join, methods=["POST"]),
-        Route("/api/project-tokens/token/{id}/", delete_token, methods=["DELETE"]),
-        Route("/api/project-tokens/{project_id}/", tokens, methods=["GET", "POST"]),
+        *accounts.routes(ctx),
+        *projects.routes(ctx),
         *relay.routes(ctx),
         Route("/_emulator/faults", admin_faults, methods=["GET", "PUT"]),
         Route("/_emulator/requests", admin_requests, methods=["GET", "DELETE"]),
@@ -298,69 +42,3 @@ def build_site_app(ctx: SiteContext) -> Starlette:
     app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.add_middleware(FaultsAndCounts, faults=ctx.faults, counts=ctx.counts, routes=routes)
     return app
-
-
-def _token_json(t: TokenRec) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "token": t.token,
-        "project": t.project,
-        "used": t.used,
-        "createdAt": t.createdAt,
-    }
-
-
-def update_project(ctx: SiteContext, p: ProjectRec, user: UserRec, body: ProjectUpdate) -> None:
-    """Apply a `PUT /api/projects/{id}/`: a workflow, a status move, or both."""
-    current = S(p.status)
-    if body.workflow is not None:
-        if user.id != p.owner:
-            raise HTTPError(403, "only the coordinator may change the workflow")
-        if current not in EDITABLE:
-            raise HTTPError(
-                409, f"the workflow cannot change while the project is {current.value!r}"
-            )
-        steps = []
-        for order, step in enumerate(body.workflow):
-            app_id = step.federatedApp.id
-            if by_id(app_id) is None:
-                raise HTTPError(400, f"no app with id {app_id}")
-            if app_id not in user.library:
-                raise HTTPError(
-                    400, f"app {app_id} is not in your library: POST /api/apps/{app_id}/purchase/"
-                )
-            dumped = step.model_dump()
-            dumped.update(id=order + 1, projectId=p.id, order=step.order or order)
-            steps.append(dumped)
-        p.workflow = steps
-    if body.name is not None:
-        p.name = body.name
-    if body.description is not None:
-        p.description = body.description
-    if body.status is None or (body.workflow is not None and body.status == ""):
-        return
-    try:
-        wanted = parse_status(body.status)
-    except ValueError:
-        raise HTTPError(400, {"status": [f'"{body.status}" is not a valid choice.']}) from None
-    if wanted == S.PREPARE and user.id != p.owner:
-        raise HTTPError(403, "only the coordinator may prepare the project")
-    if not may_request(current, wanted):
-        word = "shutdown" if wanted == S.STOPPED else wanted.value
-        raise HTTPError(409, f"cannot move project {p.id} from {current.value!r} to {word!r}")
-    if wanted in {S.READY, S.PREPARE} and not p.workflow:
-        raise HTTPError(409, f"project {p.id} has no workflow: PUT one with status 'ready' first")
-    p.status = wanted.value
-    if wanted in {S.READY, S.PREPARE}:
-        p.finalized = []
-        p.site_states = {}
-        p.site_details = {}
-
-
-def state_path_arg(value: str | None) -> Path | None:
-    return Path(value) if value else None
-
-
-def make_site_app(state: Path | None = None, faults: FaultState | None = None) -> Starlette:
-    ctx = SiteContext(state, faults or FaultState())
-    return build_site_app(ctx)
