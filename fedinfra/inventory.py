@@ -20,9 +20,7 @@ SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 #: what `featurecloud controller start` runs on a provisioned host; `{data_dir}`, `{port}` and
 #: `{name}` are filled in from the site's ControllerSpec by `ControllerSpec.render`.
-DEFAULT_START = (
-    "featurecloud controller start {name} --port {port} --data-dir {data_dir}"
-)
+DEFAULT_START = "featurecloud controller start {name} --port {port} --data-dir {data_dir}"
 DEFAULT_STOP = "featurecloud controller stop {name}"
 
 
@@ -36,7 +34,8 @@ class SshAccess(Strict):
     address: str
     port: int = Field(default=22, ge=1, le=65535)
     user: str
-    #: OpenSSH private key text, or None when `private_key_file` names a file on the runner's machine
+    #: OpenSSH private key text, or None when `private_key_file` names a file on the
+    #: runner's machine
     private_key: SecretStr | None = None
     private_key_file: str | None = None
     #: OpenSSH public host keys, `"ssh-ed25519 AAAA..."`, at least one
@@ -98,7 +97,8 @@ class SiteEntry(Strict):
     def _name(cls, name: str) -> str:
         if not SITE_NAME.match(name):
             raise ValueError(
-                f"site name {name!r} must be lowercase letters, digits and '-', starting with a letter"
+                f"site name {name!r} must be lowercase letters, digits and '-', "
+                "starting with a letter"
             )
         return name
 

@@ -19,7 +19,7 @@ import contextlib
 import posixpath
 import shlex
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,10 @@ CONTROLLER_DEADLINE = 180.0
 #: collection and stop run after the run's deadline too (results are worth keeping), bounded
 COLLECT_DEADLINE = 600.0
 STOP_DEADLINE = 120.0
+#: while the project runs, every controller is pinged this often; this many misses in a row
+#: and its site is called dead
+LIVENESS_PERIOD = 2.0
+LIVENESS_MISSES = 3
 #: statuses of a project that ran (so its controllers have results or logs)
 RAN = frozenset({"running", "finished", "error", "failed", "stopped"})
 
@@ -387,22 +391,63 @@ class Orchestrator:
 
         async with self.phase(None, "watch"):
             try:
-                project = await web.wait_for_status(
-                    pid, {"finished"}, deadline=self.remaining(), on_poll=seen
+                project = await self.first_of(
+                    web.wait_for_status(pid, {"finished"}, deadline=self.remaining(), on_poll=seen),
+                    self.liveness(),
                 )
             except FcError:
                 self.ended_seen = time.monotonic()
-                if self.state.phases.get("prepare") is not None:
-                    late = [name for name, s in self.state.sites.items() if not s.finalized]
-                    if late:
-                        raise RunFailed(
-                            f"project {pid} never ran: {', '.join(late)} did not finalize"
-                        ) from None
                 raise
             self.ended_seen = time.monotonic()
             if self.running_seen is None:
                 self.running_seen = self.ended_seen
             self.project = project
+
+    @staticmethod
+    async def first_of(status: Awaitable[Project], watchdog: Awaitable[None]) -> Project:
+        """The project's end, unless the watchdog fails first (then its error)."""
+        status_task = asyncio.ensure_future(status)
+        watchdog_task = asyncio.ensure_future(watchdog)
+        try:
+            await asyncio.wait({status_task, watchdog_task}, return_when=asyncio.FIRST_COMPLETED)
+            if watchdog_task.done():
+                watchdog_task.result()  # raises what the watchdog found
+            return await status_task
+        finally:
+            for task in (status_task, watchdog_task):
+                task.cancel()
+            await asyncio.gather(status_task, watchdog_task, return_exceptions=True)
+
+    async def liveness(self) -> None:
+        """Ping every controller while the project runs; raise when one stops answering.
+
+        The platform may wait forever for a site whose controller died; this names it within
+        seconds instead of at the run's deadline. Runs until cancelled.
+        """
+        misses = dict.fromkeys(self.sites, 0)
+        while True:
+            await asyncio.sleep(LIVENESS_PERIOD)  # a heartbeat period, not a wait for a state
+            answers = await asyncio.gather(*(self._answers(s) for s in self.sites.values()))
+            for site, ok in zip(self.sites.values(), answers, strict=True):
+                name = site.entry.name
+                misses[name] = 0 if ok else misses[name] + 1
+                if misses[name] >= LIVENESS_MISSES:
+                    message = (
+                        f"site {name}: its controller stopped answering during the run "
+                        f"({LIVENESS_MISSES} pings {LIVENESS_PERIOD:.0f} s apart)"
+                    )
+                    self.failures.setdefault(name, message)
+                    raise RunFailed(f"project {self.state.project_id} cannot finish: {message}")
+
+    @staticmethod
+    async def _answers(site: SiteRun) -> bool:
+        if site.controller is None:
+            return False
+        try:
+            async with asyncio.timeout(LIVENESS_PERIOD):
+                return await site.controller.ping()
+        except TimeoutError:
+            return False
 
     # ------------------------------------------------------------ per site
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from fcapi.stats import RequestStats
-
 from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
+from fcapi.stats import RequestStats
 from runner import checkpoint as cp
 
 T0 = datetime(2026, 11, 23, 11, 45, 1, tzinfo=UTC)
