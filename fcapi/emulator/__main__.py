@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> None:
         from fcapi.emulator.site_context import SiteContext
         from fcapi.emulator.site_server import build_site_app
 
-        site_ctx = SiteContext(args.state, faults)
+        try:
+            site_ctx = SiteContext(args.state, faults)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            first = str(exc).splitlines()[0]
+            sys.exit(f"fcapi-emulator site: cannot read the state file {args.state}: {first}")
         app = build_site_app(site_ctx)
         serve_forever(app, args.host, args.port, "site", on_exit=site_ctx.shutdown)
         return

@@ -327,3 +327,18 @@ async def test_fedflow_request_sequence_works_unchanged(
     )
     assert result == "54.20000000000001"
     os.sync()
+
+
+def test_unreadable_state_file_is_one_clear_line(tmp_path):
+    bad = tmp_path / "state.json"
+    bad.write_text('{"users": 5}')
+    done = subprocess.run(
+        [sys.executable, "-m", "fcapi.emulator", "site", "--port", "0", "--state", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().startswith("fcapi-emulator site: cannot read the state file")
+    assert len(done.stderr.strip().splitlines()) == 1
