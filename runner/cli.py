@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,15 @@ EXIT_INTERRUPTED = 130
 
 class UsageError(Exception):
     """Arguments that cannot work together; one line."""
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during a run: its state is saved and it can be resumed."""
+
+    def __init__(self, run_id: str, run_dir: Path) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+        self.run_dir = run_dir
 
 
 @dataclass
@@ -143,6 +153,8 @@ async def execute(
     )
     try:
         result = await orchestrator.run()
+    except asyncio.CancelledError:
+        raise RunInterrupted(state.run_id, run_dir) from None
     finally:
         progress.close()
     summary = await asyncio.to_thread(write_outputs, result, inventory, workflow, run_dir)
@@ -199,6 +211,16 @@ async def run_main(args: argparse.Namespace) -> int:
     return outcome.code
 
 
+def resume_command(argv: list[str] | None, stop: RunInterrupted) -> str:
+    """The command line that continues an interrupted run: the same one, plus --resume."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" in words:
+        i = words.index("--resume")
+        del words[i : i + 2]
+    words = [w for w in words if not w.startswith("--resume=")]
+    return " ".join(["python -m runner", *map(shlex.quote, words), "--resume", stop.run_id])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -207,13 +229,18 @@ def main(argv: list[str] | None = None) -> int:
 
             return asyncio.run(demo_main(args))
         return asyncio.run(run_main(args))
-    except KeyboardInterrupt:
-        hint = ""
-        if args.resume or not args.demo:
-            hint = " ; continue it with: python -m runner " + " ".join(
-                a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"
+    except RunInterrupted as stop:
+        if args.demo:
+            print("runner: demo interrupted; its controllers were stopped", file=sys.stderr)
+        else:
+            print(
+                f"runner: interrupted; run {stop.run_id} is saved in {stop.run_dir} and its "
+                f"controllers are left running. Continue it with: {resume_command(argv, stop)}",
+                file=sys.stderr,
             )
-        print(f"runner: interrupted{hint} --resume RUN_ID (runs: see the outdir)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("runner: interrupted before the run started; nothing to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (
         UsageError,

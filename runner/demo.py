@@ -15,6 +15,7 @@ import json
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -25,7 +26,7 @@ from pydantic import SecretStr
 
 from fcapi.website import WebsiteClient
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
-from runner.cli import Outcome, UsageError, execute, print_outcome
+from runner.cli import Outcome, RunInterrupted, UsageError, execute, print_outcome
 from runner.demo_data import MEAN_CONFIG_YML, site_csv
 from runner.emulated import controller_spec
 from runner.files import write_atomic
@@ -207,9 +208,24 @@ async def run_demo(
                 json_output=json_output,
             )
         return outcome, read_means(outcome.run_dir)
+    except RunInterrupted:
+        await asyncio.to_thread(stop_controllers, sites_dir)
+        raise
     finally:
         if not keep_sites:
             shutil.rmtree(sites_dir, ignore_errors=True)
+
+
+def stop_controllers(sites_dir: Path) -> None:
+    """Stop every demo controller still running (an interrupted demo has no resume)."""
+    inventory_file = sites_dir / "inventory.json"
+    if not inventory_file.is_file():
+        return
+    inventory = Inventory.model_validate_json(inventory_file.read_text(encoding="utf-8"))
+    for site in inventory.sites:
+        subprocess.run(
+            ["sh", "-c", site.controller.stop_command], timeout=30, check=False, capture_output=True
+        )
 
 
 async def demo_main(args: argparse.Namespace) -> int:

@@ -234,6 +234,12 @@ class Orchestrator:
             ]
             project_task = asyncio.create_task(self.project_pipeline(), name="project")
             await asyncio.gather(project_task, *site_tasks, return_exceptions=True)
+        except asyncio.CancelledError:
+            # Ctrl-C: what happened so far is on disk before anything else is awaited;
+            # controllers keep running, the project may still finish without us
+            self.state.phase = "interrupted"
+            save_state(self.state, self.workflow.outdir)
+            raise
         finally:
             await self.close()
         self.state.phase = "done" if not self.failures and self._run_ok() else "failed"
