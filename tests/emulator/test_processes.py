@@ -342,3 +342,31 @@ def test_unreadable_state_file_is_one_clear_line(tmp_path):
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.strip().startswith("fcapi-emulator site: cannot read the state file")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_fault_flags_on_the_command_line(procs):
+    site = procs(
+        "site",
+        "--port",
+        "0",
+        "--burst-429",
+        "2",
+        "--retry-after",
+        "1.5",
+        "--latency-ms",
+        "1",
+        "--error-rate",
+        "0",
+        "--access-lifetime",
+        "42",
+        "--app-hang",
+        "siteX",
+        "--seed",
+        "9",
+    )
+    async with httpx.AsyncClient(base_url=site.url) as c:
+        faults = (await c.get("/_emulator/faults")).json()
+        assert faults["access_lifetime"] == 42 and faults["app_hang"] == "siteX"
+        assert faults["seed"] == 9 and faults["latency_ms"] == 1
+        codes = [(await c.get("/api/apps/")).status_code for _ in range(3)]
+        assert codes == [429, 429, 200]
