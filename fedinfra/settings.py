@@ -88,6 +88,11 @@ CONFIG_KEYS: dict[str, Key] = {
     "controllerPort": Key(
         _CONTROLLER_PORT, "Port of the controller on each host's localhost.", kind="integer"
     ),
+    "workflow": Key(
+        "",
+        "Workflow file (TOML) `python -m runner --stack` uses when no --workflow is given, "
+        "relative to the project folder. Read by the runner only.",
+    ),
     "fcPasswords": Key(
         None,
         "Secret: FeatureCloud passwords by user (e-mail); set with "
@@ -121,6 +126,8 @@ class StackSettings(BaseModel):
     ssh_allowed_cidr: str | None
     controller_name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
     controller_port: int = Field(ge=1, le=65535)
+    #: the runner's default workflow file; the program itself does not use it
+    workflow: str = ""
 
     @field_validator("workdir")
     @classmethod

@@ -18,6 +18,8 @@ import yaml
 from fedinfra.inventory import Inventory
 from fedinfra.script import CHECK_SCRIPT, PROVISION_SCRIPT, load_script, script_sha256
 from fedinfra.spec import UBUNTU_2404_IMAGE
+from runner.cli import stack_workflow
+from runner.workflow import load_workflow
 from tests.infra.harness import (
     ROOT,
     Harness,
@@ -222,6 +224,9 @@ def test_sim_stack_as_committed(monkeypatch):
         assert site.ssh.private_key is not None
         assert site.ssh.private_key.get_secret_value() == h.mocks.keys["login-key"][0]
         assert site.controller.data_dir == "/srv/fedstack/controller-data"
+    # the runner's default workflow for this stack fits the inventory the stack exports
+    workflow = load_workflow(stack_workflow("sim", ROOT), inventory)
+    assert workflow.app == "mean-app" and set(workflow.sites) == {"alice", "bob", "carol"}
 
 
 def test_generated_user_data_passes_cloud_init_schema(tmp_path, monkeypatch):
@@ -394,6 +399,8 @@ def test_cloud_stack_with_cidr(monkeypatch, tmp_path):
     assert lab.ssh.host_keys == [stack_site["host_key"]]
     a = inventory.site("hospital-a")
     assert a.ssh is not None and a.ssh.address == h.mocks.named("hospital-a-vm").outputs["publicIp"]
+    workflow = load_workflow(stack_workflow("cloud", ROOT), inventory)
+    assert [h.path for h in workflow.sites["partner-lab"].host] == ["/srv/partner-lab/cohort.csv"]
 
 
 def test_byo_opt_out_is_only_checked(monkeypatch, tmp_path):
