@@ -51,6 +51,8 @@ class SiteContext:
         self.clock = clock
         self._pulses: dict[int, Pulse] = {}
         self.closing = False
+        self._site_index: dict[int, SiteRec] = {}
+        self._token_index: dict[str, SiteRec] = {}
         #: (project, run, step, user id) -> messages waiting for that site's controller
         self.inbox: dict[tuple[int, int, int, int], list[Message]] = {}
         self.save()
@@ -106,9 +108,8 @@ class SiteContext:
 
     def site_from_token(self, request: Request) -> tuple[SiteRec, UserRec]:
         token = request.headers.get("x-site-token", "")
-        site = (
-            next((s for s in self.data.sites.values() if s.token == token), None) if token else None
-        )
+        self.site_of(-1)  # refreshes the indexes
+        site = self._token_index.get(token) if token else None
         if site is None:
             raise HTTPError(
                 401, "unknown site token: write the body of GET /api/site/ to site_info.json"
@@ -120,7 +121,14 @@ class SiteContext:
         return next((u for u in self.data.users.values() if u.email.lower() == email.lower()), None)
 
     def site_of(self, user_id: int) -> SiteRec | None:
-        return next((s for s in self.data.sites.values() if s.user_id == user_id), None)
+        """The user's site; indexed because every relay call of 100 sites asks for it.
+
+        Sites are only ever added, so the index is rebuilt when their number changes.
+        """
+        if len(self._site_index) != len(self.data.sites):
+            self._site_index = {s.user_id: s for s in self.data.sites.values()}
+            self._token_index = {s.token: s for s in self.data.sites.values()}
+        return self._site_index.get(user_id)
 
     def project_for(self, pid: int, user: UserRec) -> ProjectRec:
         """The project if `user` is a member; a stranger learns nothing (404, as DRF answers)."""
