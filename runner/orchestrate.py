@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from fcapi.controller import ControllerClient
-from fcapi.errors import Conflict, FcError, NotFound, PermissionDenied
+from fcapi.errors import Conflict, FcError, NotFound, PermissionDenied, ProjectFailed
 from fcapi.models import Project, Site
 from fcapi.stats import RequestStats
 from fcapi.status import TERMINAL
@@ -401,6 +401,10 @@ class Orchestrator:
                     web.wait_for_status(pid, {"finished"}, deadline=self.remaining(), on_poll=seen),
                     self.liveness(),
                 )
+            except ProjectFailed as exc:
+                self.ended_seen = time.monotonic()
+                self.project = self.project.model_copy(update={"status": exc.status})
+                raise
             except FcError:
                 self.ended_seen = time.monotonic()
                 raise
@@ -504,9 +508,31 @@ class Orchestrator:
         async with self.phase(site.entry.name, "connect"):
             site.conn = open_site(site.entry, connect_timeout=self.options.connect_deadline)
             await asyncio.gather(site.conn.connect(), self.pool.logged_in(site.entry.fc_user))
+            await self.check_host_files(site)
         site.ready = True
         if all(s.ready for s in self.sites.values()):
             self._all_ready.set()
+
+    async def check_host_files(self, site: SiteRun) -> None:
+        """Every file the workflow names on the site's host is there, readable, not a folder.
+
+        Local files were checked with the workflow; these can only be checked on the host,
+        and must be before the project exists.
+        """
+        assert site.conn is not None
+        paths = [h.path for h in self.workflow.sites[site.entry.name].host]
+        if not paths:
+            return
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        result = await site.conn.run(
+            f'for f in {quoted}; do [ -r "$f" ] && [ ! -d "$f" ] || printf "%s\\n" "$f"; done',
+            timeout=30.0,
+        )
+        missing = [line for line in result.stdout.splitlines() if line]
+        if missing:
+            raise RunFailed(
+                f"site {site.entry.name}: not a readable file on the host: {', '.join(missing)}"
+            )
 
     async def controller_up(self, site: SiteRun) -> None:
         """The controller started, unless it answers already (a resumed run)."""

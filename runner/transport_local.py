@@ -75,6 +75,11 @@ class LocalSite:
         try:
             async with asyncio.timeout(timeout):
                 stdout, stderr = await proc.communicate(data)
+        except asyncio.CancelledError:
+            # the run is stopping (its deadline, Ctrl-C): the command must not outlive it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -266,6 +266,10 @@ class SshSite:
             async with asyncio.timeout(timeout):
                 process = await conn.create_process(wrapped, input=data, encoding=None)
                 completed = await process.wait()
+        except asyncio.CancelledError:
+            # the run is stopping (its deadline, Ctrl-C): the command must not outlive it
+            await asyncio.shield(self._kill_group(pid_file))
+            raise
         except TimeoutError:
             await self._kill_group(pid_file)
             raise CommandTimeout(

@@ -1,0 +1,121 @@
+"""How a run fails: early and without a project when it can, named and bounded when it cannot.
+
+Local sites (directories and controller processes on this machine) against the emulated
+website: the same orchestration as on SSH hosts, at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from fcapi.emulator.serve import RunningServer, running_site
+from fcapi.errors import ExitCode
+from runner.cli import EXIT_SITES_FAILED, execute
+from tests.runner.federation import Federation, build
+
+#: a failing run must still end well inside this (its own deadline is shorter)
+TEST_DEADLINE = 90.0
+
+
+@pytest.fixture
+async def website() -> AsyncIterator[RunningServer]:
+    async with running_site() as web:
+        yield web
+
+
+async def run(fed: Federation, passwords: dict[str, SecretStr] | None = None):
+    return await asyncio.wait_for(
+        execute(
+            fed.inventory,
+            fed.workflow(),
+            passwords or fed.passwords,
+            website_url=fed.website_url,
+        ),
+        TEST_DEADLINE,
+    )
+
+
+def use_host_file(fed: Federation, site: str, path: Path) -> None:
+    """Point `site`'s data at a path on its host instead of the runner's copy."""
+    text = fed.workflow_file.read_text()
+    local = f'files = [{{ path = "input/{site}.csv", as = "data.csv" }}]'
+    assert local in text
+    fed.workflow_file.write_text(
+        text.replace(local, f'host_files = [{{ path = "{path}", as = "data.csv" }}]')
+    )
+
+
+async def test_a_missing_host_file_stops_the_run_before_any_project(
+    website: RunningServer, tmp_path: Path
+):
+    fed = await build(tmp_path, website.url, local_sites=3)
+    use_host_file(fed, "site2", Path(fed.inventory.site("site2").workdir) / "nope.csv")
+    outcome = await run(fed)
+    assert outcome.code == EXIT_SITES_FAILED
+    assert "not a readable file on the host" in outcome.summary["failures"]["site2"]
+    assert "nope.csv" in outcome.summary["failures"]["site2"]
+    assert await fed.projects() == []
+
+
+async def test_a_wrong_password_stops_the_run_before_any_project(
+    website: RunningServer, tmp_path: Path
+):
+    fed = await build(tmp_path, website.url, local_sites=3)
+    wrong = dict(fed.passwords)
+    user3 = fed.inventory.site("site3").fc_user
+    wrong[user3] = SecretStr("not-the-password")
+    outcome = await run(fed, wrong)
+    assert outcome.code == EXIT_SITES_FAILED
+    assert user3 in outcome.summary["failures"]["site3"]
+    assert "not-the-password" not in str(outcome.summary)
+    assert await fed.projects() == []
+
+
+async def test_a_site_that_never_finalizes_is_named_when_the_deadline_passes(
+    website: RunningServer, tmp_path: Path
+):
+    fed = await build(tmp_path, website.url, local_sites=3, deadline="12s")
+    fifo = Path(fed.inventory.site("site3").workdir) / "stuck.csv"
+    os.mkfifo(fifo)  # readable, but nothing ever writes: the host's upload never ends
+    use_host_file(fed, "site3", fifo)
+    outcome = await run(fed)
+    assert outcome.code == EXIT_SITES_FAILED
+    failures = outcome.summary["failures"]
+    assert "site3 never finalized" in failures["project"], failures
+    assert "stayed in prepare" in failures["project"]
+    assert "deadline" in failures["site3"] and "upload" in failures["site3"]
+    assert "site1" not in failures and "site2" not in failures
+    # the stuck upload was killed with the run, not left reading the pipe
+    readers = [
+        pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline(pid).find(str(fifo)) >= 0
+    ]
+    assert readers == []
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+async def test_an_app_that_fails_fails_the_run_and_keeps_the_logs(
+    website: RunningServer, tmp_path: Path
+):
+    fed = await build(tmp_path, website.url, local_sites=3)
+    async with httpx.AsyncClient() as client:
+        r = await client.put(f"{website.url}/_emulator/faults", json={"app_fail": "site2"})
+        r.raise_for_status()
+    outcome = await run(fed)
+    assert outcome.code == ExitCode.PROJECT_FAILED
+    assert outcome.summary["project_status"] in ("error", "failed")
+    assert list(outcome.run_dir.glob("sites/site2/run*/log_step*.txt"))
+    report = (outcome.run_dir / "report.html").read_text()
+    assert "failed" in report
