@@ -33,7 +33,7 @@ from fcapi.status import TERMINAL
 from fcapi.website import WebsiteClient, WebsitePool
 from fedinfra.inventory import Inventory, SiteEntry
 from runner.checkpoint import CollectedFile, RunState, UploadedFile, project_name, save_state
-from runner.fetch import collect_site
+from runner.fetch import NoResults, collect_site
 from runner.files import sha256_file
 from runner.progress import Progress
 from runner.transport import SiteConnection, TransportError, open_site
@@ -665,14 +665,20 @@ class Orchestrator:
             await self.saver.flush()
 
         async with self.phase(name, "collect"):
-            await collect_site(
-                site.controller,
-                self.project.id,
-                self.workflow.outdir / self.state.run_id,
-                name,
-                list(record.collected),
-                keep,
-            )
+            try:
+                await collect_site(
+                    site.controller,
+                    self.project.id,
+                    self.workflow.outdir / self.state.run_id,
+                    name,
+                    list(record.collected),
+                    keep,
+                )
+            except NoResults:
+                # only a finished project owes every site a result; after a failure
+                # elsewhere the logs are what there is, and this site did nothing wrong
+                if self.project.status == "finished":
+                    raise
             record.collect_done = True
 
     async def stop(self, site: SiteRun) -> None:
