@@ -30,6 +30,7 @@ from runner.checkpoint import (
     resume_state,
 )
 from runner.credentials import MissingPasswords, passwords_for_run
+from runner.files import write_atomic
 from runner.inventory_source import InventorySourceError, load_inventory
 from runner.orchestrate import Orchestrator, RunOptions
 from runner.outputs import write_outputs
@@ -141,6 +142,7 @@ async def execute(
         if workflow.project_id is not None:
             state.project_id = None  # a reused project is (re)checked by the run itself
     run_dir = workflow.outdir / state.run_id
+    await asyncio.to_thread(keep_inputs, run_dir, inventory, workflow)
     progress = make_progress(sys.stderr, json_mode=json_output)
     progress.start(state.run_id, [s.name for s in inventory.sites], run_dir)
     orchestrator = Orchestrator(
@@ -162,6 +164,18 @@ async def execute(
     if result.project is not None and result.project.status in ("error", "failed"):
         code = ExitCode.PROJECT_FAILED
     return Outcome(code=int(code), run_dir=run_dir, summary=summary)
+
+
+def keep_inputs(run_dir: Path, inventory: Inventory, workflow: Workflow) -> None:
+    """The workflow file and the inventory (secrets masked) the run used, beside its results.
+
+    A result is only as trustworthy as the record of what produced it; the workflow file may
+    change or vanish after the run.
+    """
+    inputs = run_dir / "inputs"
+    write_atomic(inputs / "workflow.toml", workflow.source.read_bytes())
+    inventory_text = json.dumps(inventory.to_json_dict(reveal_secrets=False), indent=2)
+    write_atomic(inputs / "inventory.json", inventory_text + "\n")
 
 
 def print_outcome(outcome: Outcome, json_output: bool) -> None:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -192,7 +193,22 @@ def stack_config(stack: str, project_dir: Path = ROOT) -> tuple[dict[str, str], 
     return flat, secrets
 
 
+def _ensure_event_loop() -> None:
+    """Give the main thread an open event loop: the mocks schedule their work on it.
+
+    pytest-asyncio closes and unsets its loop after every async test, so a stack test run
+    after one would otherwise find none ("There is no current event loop").
+    """
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def setup(stack: str, config: dict[str, str], secret_keys: list[str] | None = None) -> Harness:
+    _ensure_event_loop()
     mocks = FedMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="fedstack", stack=stack, preview=False, monitor=monitor)

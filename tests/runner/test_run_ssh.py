@@ -45,7 +45,13 @@ async def test_mean_over_ssh_with_host_resident_data(three_hosts: list[NetnsHost
     # every file in the run dir is in the manifest with its size and digest
     manifest = json.loads((outcome.run_dir / "manifest.json").read_text())
     listed = {f["path"] for f in manifest["files"]}
-    assert {"metrics.json", "report.html"} <= listed
+    assert {
+        "metrics.json",
+        "report.html",
+        "inputs/workflow.toml",
+        "inputs/inventory.json",
+    } <= listed
+    assert (outcome.run_dir / "inputs/workflow.toml").read_text() == fed.workflow_file.read_text()
     assert any(p.endswith("output.csv") for p in listed)
     # the controllers were stopped: nothing listens on the hosts' localhost:8000 any more
     for host in three_hosts:
