@@ -32,7 +32,14 @@ from fcapi.stats import RequestStats
 from fcapi.status import TERMINAL
 from fcapi.website import WebsiteClient, WebsitePool
 from fedinfra.inventory import Inventory, SiteEntry
-from runner.checkpoint import CollectedFile, RunState, UploadedFile, project_name, save_state
+from runner.checkpoint import (
+    CollectedFile,
+    RunState,
+    UploadedFile,
+    project_name,
+    save_state,
+    utcnow,
+)
 from runner.fetch import NoResults, collect_site
 from runner.files import sha256_file
 from runner.progress import Progress
@@ -297,7 +304,8 @@ class Orchestrator:
 
     async def make_project(self) -> None:
         web = self.web(self.coordinator)
-        if self.state.project_id is not None:
+        record = self.state.phases.get("project")
+        if self.state.project_id is not None and record is not None and record.state == "ok":
             self.skip(None, "project", f"project {self.state.project_id} exists")
             self.project = await web.get_project(self.state.project_id)
             self._project_ready.set()
@@ -313,20 +321,33 @@ class Orchestrator:
         self._project_ready.set()
 
     async def create_project(self, web: WebsiteClient) -> Project:
+        """A new project with the workflow's app, in two steps a resume can finish.
+
+        The project id is recorded the moment it exists, and the intent before that, so a run
+        cut off in between finds its project (by id, or by the run id in its name) and only
+        sets the app it may still lack, instead of creating a second project.
+        """
         assert self.workflow.app is not None
         name = project_name(self.state.run_id)
-        if self.state.project_create_started_at is not None:
-            # A run cut off while creating its project: find it by its name before making one.
+        project: Project | None = None
+        if self.state.project_id is not None:
+            project = await web.get_project(self.state.project_id)
+        elif self.state.project_create_started_at is not None:
             for candidate in await web.list_projects():
                 if candidate.name == name:
-                    return await web.get_project(candidate.id)
+                    project = await web.get_project(candidate.id)
+        if project is not None and project.status not in ("", "init"):
+            return project  # its workflow is set: nothing left to do
         app = await web.app_by_slug(self.workflow.app)
         await web.ensure_in_library(app.id)
-        self.state.project_create_started_at = self.state.updated_at
-        await self.saver.flush()
-        project = await web.create_project(name, description=f"fedstack run {self.state.run_id}")
-        self.state.record_project(project.id)
-        await self.saver.flush()
+        if project is None:
+            self.state.project_create_started_at = utcnow()
+            await self.saver.flush()
+            project = await web.create_project(
+                name, description=f"fedstack run {self.state.run_id}"
+            )
+            self.state.record_project(project.id)
+            await self.saver.flush()
         return await web.set_workflow(project.id, [app.id])
 
     async def reuse_project(self, web: WebsiteClient, project_id: int) -> Project:

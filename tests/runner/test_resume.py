@@ -127,3 +127,44 @@ async def test_resume_refuses_a_changed_workflow(federation: Federation):
         f"runner: cannot resume run {run_id}: the workflow file changed since it started; "
         "restore it or start a new run"
     )
+
+
+@pytest.mark.parametrize("recorded", ["id", "intent only"])
+async def test_resume_finishes_a_project_cut_off_between_its_two_steps(
+    federation: Federation, recorded: str
+):
+    """Killed after `create_project` and before its app was set: no second project."""
+    from fcapi.website import WebsiteClient
+    from runner import checkpoint as cp
+    from runner.cli import execute
+
+    workflow = federation.workflow()
+    run_id = cp.new_run_id()
+    state = cp.new_state(
+        run_id,
+        workflow_digest=workflow.digest,
+        inventory_digest=cp.inventory_digest(federation.inventory),
+        sites=[s.name for s in federation.inventory.sites],
+        app=workflow.app,
+    )
+    user = federation.inventory.coordinator.fc_user
+    async with WebsiteClient(federation.website_url, user, federation.passwords[user]) as web:
+        project = await web.create_project(cp.project_name(run_id))
+    state.project_create_started_at = cp.utcnow()
+    if recorded == "id":
+        state.record_project(project.id)
+    state.start_phase(None, "project")
+    cp.save_state(state, workflow.outdir)
+
+    outcome = await execute(
+        federation.inventory,
+        workflow,
+        federation.passwords,
+        website_url=federation.website_url,
+        resume=run_id,
+    )
+    assert outcome.code == 0, outcome.summary
+    assert outcome.summary["project_id"] == project.id
+    assert await federation.projects() == [f"fedstack {run_id}"]
+    means = {s: t.split()[-1] for s, t in outputs(outcome.run_dir, "output.csv").items()}
+    assert set(means.values()) == {CHECK_MEAN}
