@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from fcapi import DEFAULT_CONTROLLER_URL, USER_AGENT
 from fcapi.backoff import RETRY, Backoff, poll
 from fcapi.errors import FcError, TransportError, WaitTimeout, error_for_status
-from fcapi.http import describe_transport_error, error_detail, parse_body
+from fcapi.http import describe_transport_error, error_detail, parse_body, tls_context
 from fcapi.models import LogEntry, ProjectRun
 
 ORIGIN = "https://featurecloud.ai"
@@ -81,6 +81,7 @@ class ControllerClient:
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
+            verify=tls_context(),
             headers={"User-Agent": USER_AGENT},
         )
 
