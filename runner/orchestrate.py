@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import posixpath
 import shlex
 import time
@@ -38,10 +39,12 @@ from runner.checkpoint import (
     UploadedFile,
     project_name,
     save_state,
+    state_path,
+    state_snapshot,
     utcnow,
 )
 from runner.fetch import NoResults, collect_site
-from runner.files import sha256_file
+from runner.files import sha256_file, write_atomic
 from runner.progress import Progress
 from runner.transport import SiteConnection, TransportError, open_site
 from runner.workflow import CONFIG_NAME, Workflow
@@ -108,19 +111,60 @@ class RunResult:
 class Saver:
     """Writes the checkpoint after every change, coalescing bursts from many sites.
 
-    A hundred sites changing state at once would otherwise rewrite the file hundreds of times
-    a second; `flush()` is awaited where the next step must not start before the file holds
-    the last one (a project id, a token, a join).
+    `flush()` returns once a write that includes the caller's change is on disk, so the next
+    step never starts before the file holds the last one (a project id, a token, a join). The
+    state is copied to text in the event loop (a consistent snapshot) and written, with its
+    fsync, in a thread; changes that arrive during a write share the next one. A hundred
+    sites changing state at once thus cost a few writes, not a few hundred, and never block
+    the loop the other sites run on.
     """
 
     def __init__(self, state: RunState, outdir: Path) -> None:
         self.state = state
-        self.outdir = outdir
-        self._lock = asyncio.Lock()
+        self.path = state_path(outdir, state.run_id)
+        self._asked = 0
+        self._written = 0
+        self._changed = asyncio.Condition()
+        self._writer: asyncio.Task[None] | None = None
+
+    def mark(self) -> None:
+        """Ask for a write without waiting: for records a crash may lose (phase timings).
+
+        A failed write surfaces at the next `flush()`, which writes the same state again.
+        """
+        self._asked += 1
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending())
 
     async def flush(self) -> None:
-        async with self._lock:
-            save_state(self.state, self.outdir)
+        self._asked += 1
+        wanted = self._asked
+        while self._written < wanted:
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.create_task(self._write_pending())
+            writer = self._writer
+            async with self._changed:
+                await self._changed.wait_for(functools.partial(self._settled, wanted, writer))
+            if writer.done() and self._written < wanted:
+                error = writer.exception()
+                if error is not None:
+                    raise error  # the write failed (disk full, say): the run must know
+
+    def _settled(self, wanted: int, writer: asyncio.Task[None]) -> bool:
+        return self._written >= wanted or writer.done()
+
+    async def _write_pending(self) -> None:
+        try:
+            while self._written < self._asked:
+                covers = self._asked
+                text = state_snapshot(self.state)
+                await asyncio.to_thread(write_atomic, self.path, text, 0o600)
+                self._written = covers
+                async with self._changed:
+                    self._changed.notify_all()
+        finally:
+            async with self._changed:
+                self._changed.notify_all()
 
 
 class Orchestrator:
@@ -180,7 +224,7 @@ class Orchestrator:
         if site is not None:
             self.sites[site].current_phase = name
         self.progress.phase(site, name, "running")
-        await self.saver.flush()
+        self.saver.mark()
         try:
             yield
         except asyncio.CancelledError:
@@ -191,11 +235,12 @@ class Orchestrator:
             message = one_line(exc)
             self.state.finish_phase(site, name, "failed", message)
             self.progress.phase(site, name, "failed", message)
-            await self.saver.flush()
+            self.saver.mark()
             raise
         self.state.finish_phase(site, name, "ok")
         self.progress.phase(site, name, "ok")
-        await self.saver.flush()
+        # durable steps flush inside the phase; the end of a phase is a timing record
+        self.saver.mark()
 
     def skip(self, site: str | None, name: str, why: str) -> None:
         """A phase a resume finds already done: shown, not repeated."""
@@ -604,6 +649,7 @@ class Orchestrator:
                 if not await self._is_member(web, self.project.id):
                     raise exc from None
             record.joined = True
+            await self.saver.flush()
         self._check_all_joined()
 
     async def _is_member(self, web: WebsiteClient, project_id: int) -> bool:
@@ -668,6 +714,7 @@ class Orchestrator:
         async with self.phase(name, "finalize"):
             await site.controller.finalize(self.project.id)
             record.finalized = True
+            await self.saver.flush()
 
     def _check_all_finalized(self) -> None:
         if all(s.finalized for s in self.state.sites.values()):
