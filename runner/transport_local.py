@@ -10,33 +10,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import signal
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fedinfra.inventory import SiteEntry
 from runner.transport import (
-    CONTROLLER_COMMAND_TIMEOUT,
-    HOST_UPLOAD_TIMEOUT,
-    CommandFailed,
     CommandResult,
     CommandTimeout,
+    ShellSite,
     TransportError,
-    detached_start_command,
-    host_upload_command,
-    host_upload_program,
-    parse_bytes_sent,
-    tail,
 )
 
 #: how long to wait for a killed process group to be reaped before giving up on it
 REAP_TIMEOUT = 5.0
+#: threads that spawn and wait for local commands (each running command holds one)
+_COMMANDS = ThreadPoolExecutor(max_workers=128, thread_name_prefix="local-site")
 
 
-class LocalSite:
+def _spawn(command: str, with_stdin: bool) -> subprocess.Popen[bytes]:
+    """The command in a session of its own, so killing its group never touches the runner."""
+    return subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+class LocalSite(ShellSite):
     """Sites as local processes: `run` is a subprocess in its own process group."""
+
+    #: the host upload program runs under this machine's python, as on a host under its own
+    host_python = sys.executable
 
     def __init__(self, site: SiteEntry) -> None:
         self.site = site
@@ -65,27 +82,24 @@ class LocalSite:
         and never touches the runner.
         """
         data = stdin.encode() if isinstance(stdin, str) else stdin
-        proc = await asyncio.create_subprocess_shell(
-            command,
-            stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+        loop = asyncio.get_running_loop()
+        # Spawning blocks until the child has exec'd, which takes long on a loaded machine:
+        # done in the loop it would stall every other site, so spawn and wait in threads.
+        proc = await loop.run_in_executor(_COMMANDS, _spawn, command, data is not None)
         try:
-            async with asyncio.timeout(timeout):
-                stdout, stderr = await proc.communicate(data)
+            stdout, stderr = await loop.run_in_executor(
+                _COMMANDS, functools.partial(proc.communicate, data, timeout)
+            )
         except asyncio.CancelledError:
             # the run is stopping (its deadline, Ctrl-C): the command must not outlive it
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _kill_group(proc)
             raise
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(REAP_TIMEOUT):
-                    await proc.wait()
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await loop.run_in_executor(
+                    _COMMANDS, functools.partial(proc.communicate, None, REAP_TIMEOUT)
+                )
             raise CommandTimeout(
                 self.site.name,
                 f"local command still running after {timeout:g} s, killed: {command[:120]}",
@@ -104,49 +118,8 @@ class LocalSite:
         except OSError as exc:
             raise TransportError(self.site.name, f"writing {path} failed: {exc}") from None
 
-    async def start_controller(self) -> None:
-        """Start the controller detached, output in `{workdir}/controller.log`."""
-        result = await self.run(
-            detached_start_command(self.site), timeout=CONTROLLER_COMMAND_TIMEOUT
-        )
-        if not result.ok:
-            raise CommandFailed(
-                self.site.name,
-                f"starting the controller failed (exit {result.exit_status}): "
-                f"{tail(result.stderr or result.stdout)}",
-                result,
-            )
-
     async def controller_url(self) -> str:
         return f"http://127.0.0.1:{self.site.controller.port}"
-
-    async def stop_controller(self) -> None:
-        result = await self.run(
-            self.site.controller.stop_command, timeout=CONTROLLER_COMMAND_TIMEOUT
-        )
-        if not result.ok:
-            raise CommandFailed(
-                self.site.name,
-                f"stopping the controller failed (exit {result.exit_status}): "
-                f"{tail(result.stderr or result.stdout)}",
-                result,
-            )
-
-    async def upload_host_file(
-        self,
-        controller_port: int,
-        project_id: int,
-        host_path: str,
-        file_name: str,
-        *,
-        timeout: float = HOST_UPLOAD_TIMEOUT,  # noqa: ASYNC109
-    ) -> int:
-        """The same program the SSH transport sends to a host, run by this machine's python."""
-        command = host_upload_command(
-            sys.executable, controller_port, project_id, host_path, file_name
-        )
-        result = await self.run(command, stdin=host_upload_program(), timeout=timeout)
-        return parse_bytes_sent(self.site.name, result, host_path)
 
     async def close(self) -> None:
         """Nothing is held open between calls."""
