@@ -36,6 +36,8 @@ DEFAULT_OUTDIR = Path("fedstack-runs")
 #: how long the emulated website may take to start listening
 EMULATOR_START_DEADLINE = 30.0
 MAX_SITES = 500
+#: the demo's controllers stand in for machines of their own: lower priority than the runner
+CONTROLLER_NICE = 19
 
 
 @dataclass
@@ -153,7 +155,9 @@ def build_federation(
                 role="coordinator" if index == 0 else "participant",
                 transport="local",
                 workdir=str(workdir),
-                controller=controller_spec(str(workdir / "data"), website_url, port),
+                controller=controller_spec(
+                    str(workdir / "data"), website_url, port, nice=CONTROLLER_NICE
+                ),
             )
         )
         workflow += [
