@@ -9,6 +9,7 @@ with `--resume`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -38,6 +39,21 @@ async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
         finally:
             for site in fed.inventory.sites:  # whatever a killed runner left running
                 subprocess.run(["sh", "-c", site.controller.stop_command], timeout=30, check=False)
+            # a start the killed runner had in flight may have come up after the stop
+            kill_processes_under(fed.work)
+
+
+def kill_processes_under(folder: Path) -> None:
+    """SIGKILL every process whose command line names `folder`."""
+    mark = str(folder).encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if mark in cmdline and int(pid) != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
 
 
 async def run_until(argv: list[str], marker: str | None) -> tuple[int, str]:
