@@ -258,10 +258,15 @@ def dump_state(state: RunState) -> str:
     return state.model_dump_json(indent=2, context={"reveal_secrets": True}) + "\n"
 
 
-def save_state(state: RunState, outdir: Path, now: datetime | None = None) -> Path:
+def state_snapshot(state: RunState, now: datetime | None = None) -> str:
+    """Stamp the state and return the file's text: a consistent copy to write elsewhere."""
     state.updated_at = now or utcnow()
+    return dump_state(state)
+
+
+def save_state(state: RunState, outdir: Path, now: datetime | None = None) -> Path:
     path = state_path(outdir, state.run_id)
-    write_atomic(path, dump_state(state), mode=0o600)
+    write_atomic(path, state_snapshot(state, now), mode=0o600)
     return path
 
 

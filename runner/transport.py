@@ -9,6 +9,7 @@ for what runs on a host, whichever way the runner got there.
 from __future__ import annotations
 
 import shlex
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import resources
 from typing import Protocol, Self, runtime_checkable
@@ -106,6 +107,60 @@ class SiteConnection(Protocol):
     ) -> int: ...
 
     async def close(self) -> None: ...
+
+
+class ShellSite(ABC):
+    """What both transports do the same way on top of their own `run`.
+
+    Starting and stopping the controller and having the host stream its own file to its
+    controller are shell commands on the site; only how a command reaches the site differs.
+    """
+
+    site: SiteEntry
+    #: the python that runs the host upload program on the site
+    host_python: str = "python3"
+
+    @abstractmethod
+    async def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | str | None = None,
+        timeout: float,  # noqa: ASYNC109
+    ) -> CommandResult: ...
+
+    async def start_controller(self) -> None:
+        """Start the controller detached; readiness is confirmed by /ping/ afterwards."""
+        await self._checked(detached_start_command(self.site), "starting the controller")
+
+    async def stop_controller(self) -> None:
+        await self._checked(self.site.controller.stop_command, "stopping the controller")
+
+    async def _checked(self, command: str, what: str) -> None:
+        result = await self.run(command, timeout=CONTROLLER_COMMAND_TIMEOUT)
+        if not result.ok:
+            raise CommandFailed(
+                self.site.name,
+                f"{what} failed (exit {result.exit_status}): "
+                f"{tail(result.stderr or result.stdout)}",
+                result,
+            )
+
+    async def upload_host_file(
+        self,
+        controller_port: int,
+        project_id: int,
+        host_path: str,
+        file_name: str,
+        *,
+        timeout: float = HOST_UPLOAD_TIMEOUT,  # noqa: ASYNC109
+    ) -> int:
+        """The host streams its own file to its own controller; the bytes never reach us."""
+        command = host_upload_command(
+            self.host_python, controller_port, project_id, host_path, file_name
+        )
+        result = await self.run(command, stdin=host_upload_program(), timeout=timeout)
+        return parse_bytes_sent(self.site.name, result, host_path)
 
 
 def open_site(site: SiteEntry, *, connect_timeout: float = 30.0) -> SiteConnection:

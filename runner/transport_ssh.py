@@ -21,20 +21,13 @@ import asyncssh
 
 from fedinfra.inventory import SiteEntry, SshAccess
 from runner.transport import (
-    CONTROLLER_COMMAND_TIMEOUT,
-    HOST_UPLOAD_TIMEOUT,
-    CommandFailed,
     CommandResult,
     CommandTimeout,
     ConnectFailed,
     HostKeyMismatch,
     NotConnected,
+    ShellSite,
     TransportError,
-    detached_start_command,
-    host_upload_command,
-    host_upload_program,
-    parse_bytes_sent,
-    tail,
 )
 
 log = logging.getLogger(__name__)
@@ -91,7 +84,7 @@ def _pinned_keys(access: SshAccess) -> list[asyncssh.SSHKey]:
     return [asyncssh.import_public_key(line) for line in access.host_keys]
 
 
-class SshSite:
+class SshSite(ShellSite):
     """One site over one SSH connection; forwards are made once per controller port and reused."""
 
     def __init__(self, site: SiteEntry, *, connect_timeout: float = 30.0) -> None:
@@ -331,19 +324,6 @@ class SshSite:
                 self.site.name, f"writing {path} on {self._where} failed: {_describe(exc)}"
             ) from None
 
-    async def start_controller(self) -> None:
-        """Run the inventory's start command detached; readiness is confirmed by /ping/ after."""
-        result = await self.run(
-            detached_start_command(self.site), timeout=CONTROLLER_COMMAND_TIMEOUT
-        )
-        if not result.ok:
-            raise CommandFailed(
-                self.site.name,
-                f"starting the controller failed (exit {result.exit_status}): "
-                f"{tail(result.stderr or result.stdout)}",
-                result,
-            )
-
     async def controller_url(self) -> str:
         """A loopback URL on the runner forwarded to the host's own 127.0.0.1:controller.port."""
         port = self.site.controller.port
@@ -360,32 +340,6 @@ class SshSite:
                 ) from None
             self._forwards[port] = listener
         return f"http://127.0.0.1:{listener.get_port()}"
-
-    async def stop_controller(self) -> None:
-        result = await self.run(
-            self.site.controller.stop_command, timeout=CONTROLLER_COMMAND_TIMEOUT
-        )
-        if not result.ok:
-            raise CommandFailed(
-                self.site.name,
-                f"stopping the controller failed (exit {result.exit_status}): "
-                f"{tail(result.stderr or result.stdout)}",
-                result,
-            )
-
-    async def upload_host_file(
-        self,
-        controller_port: int,
-        project_id: int,
-        host_path: str,
-        file_name: str,
-        *,
-        timeout: float = HOST_UPLOAD_TIMEOUT,  # noqa: ASYNC109
-    ) -> int:
-        """The host streams its own file to its own controller; the bytes never cross SSH."""
-        command = host_upload_command("python3", controller_port, project_id, host_path, file_name)
-        result = await self.run(command, stdin=host_upload_program(), timeout=timeout)
-        return parse_bytes_sent(self.site.name, result, host_path)
 
     def _drop(self) -> asyncssh.SSHClientConnection | None:
         """Forget the connection and its forwards; return the connection to close."""
