@@ -38,7 +38,6 @@ from runner.checkpoint import (
     RunState,
     UploadedFile,
     project_name,
-    save_state,
     state_path,
     state_snapshot,
     utcnow,
@@ -279,6 +278,7 @@ class Orchestrator:
     # ----------------------------------------------------------------- the run
 
     async def run(self) -> RunResult:
+        await self.saver.flush()  # the run can be resumed from its first step on
         try:
             site_tasks = [
                 asyncio.create_task(self.site_pipeline(s), name=f"site-{s.entry.name}")
@@ -287,10 +287,11 @@ class Orchestrator:
             project_task = asyncio.create_task(self.project_pipeline(), name="project")
             await asyncio.gather(project_task, *site_tasks, return_exceptions=True)
         except asyncio.CancelledError:
-            # Ctrl-C: what happened so far is on disk before anything else is awaited;
-            # controllers keep running, the project may still finish without us
+            # Ctrl-C: what happened so far goes to disk through the same writer, so no
+            # older snapshot still being written can land after it; controllers keep
+            # running, the project may still finish without us
             self.state.phase = "interrupted"
-            save_state(self.state, self.workflow.outdir)
+            await self.saver.flush()
             raise
         finally:
             await self.close()
