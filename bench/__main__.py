@@ -66,13 +66,14 @@ def row(result: dict[str, Any]) -> str:
     polls = requests["by_endpoint"].get(POLL_ENDPOINT, 0)
     per_site = (requests["total"] - polls) / n
     peak_mib = (m["resources"] or {}).get("peak_rss_kib", 0) / 1024
+    over = round(requests.get("over_limit", 0.0), 2)  # + 0.0 below: no "-0.00"
     status = m["status"]
     return (
         f"| {n:>5} | {status:<9} | {counters.get('wall_seconds', 0):>8.2f} "
         f"| {counters.get('orchestration_seconds', float('nan')):>13.2f} "
         f"| {counters.get('app_seconds', float('nan')):>6.2f} "
         f"| {requests['total']:>8} | {per_site:>13.2f} | {polls:>5} "
-        f"| {requests['max_rate']:>12.2f} | {requests.get('over_limit', 0.0):>10.2f} "
+        f"| {requests['max_rate']:>12.2f} | {over + 0.0:>10.2f} "
         f"| {peak_mib:>13.1f} |"
     )
 
@@ -82,11 +83,11 @@ def print_runner_table(results: list[dict[str, Any]]) -> None:
     print()
     print(
         "| sites | status    |   wall s | orchestration s | app s | requests | "
-        "per site (-polls) | polls | max req/s/user | runner peak MiB |"
+        "per site (-polls) | polls | max req/s/user | over limit | runner peak MiB |"
     )
     print(
         "|------:|-----------|---------:|--------------:|------:|---------:|"
-        "--------------:|------:|-------------:|--------------:|"
+        "--------------:|------:|-------------:|-----------:|--------------:|"
     )
     for result in results:
         print(row(result))

@@ -385,7 +385,7 @@ class Orchestrator:
         if project is not None and project.status not in ("", "init"):
             return project  # its workflow is set: nothing left to do
         app = await web.app_by_slug(self.workflow.app)
-        await web.ensure_in_library(app.id)
+        await web.add_to_library(app.id)
         if project is None:
             self.state.project_create_started_at = utcnow()
             await self.saver.flush()

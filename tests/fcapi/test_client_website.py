@@ -77,6 +77,12 @@ async def test_apps_and_library(site):
         assert [a.id for a in await c.library()] == [66]
         await c.remove_from_library(66)
         assert await c.library() == []
+        # the runner's way: one request per add, a repeated add harmless
+        before = c.stats.total
+        await c.add_to_library(66)
+        await c.add_to_library(66)
+        assert c.stats.total - before == 2
+        assert [a.id for a in await c.library()] == [66]
 
 
 async def test_project_lifecycle_tokens_roles_and_refusals(site):
