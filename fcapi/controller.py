@@ -15,8 +15,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 import httpx
 from pydantic import TypeAdapter
@@ -24,7 +23,7 @@ from pydantic import TypeAdapter
 from fcapi import DEFAULT_CONTROLLER_URL, USER_AGENT
 from fcapi.backoff import RETRY, Backoff, poll
 from fcapi.errors import FcError, TransportError, WaitTimeout, error_for_status
-from fcapi.http import describe_transport_error, error_detail, parse_body, tls_context
+from fcapi.http import Closing, describe_transport_error, error_detail, parse_body, tls_context
 from fcapi.models import LogEntry, ProjectRun
 
 ORIGIN = "https://featurecloud.ai"
@@ -62,7 +61,7 @@ async def file_chunks(path: Path, chunk_size: int = CHUNK) -> AsyncIterator[byte
         await asyncio.to_thread(f.close)
 
 
-class ControllerClient:
+class ControllerClient(Closing):
     """One controller. It takes no authentication: whoever reaches its port may use it."""
 
     def __init__(
@@ -87,17 +86,6 @@ class ControllerClient:
 
     def __repr__(self) -> str:
         return f"ControllerClient(base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -16,9 +16,11 @@ import functools
 import logging
 import ssl
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
@@ -48,6 +50,24 @@ M = TypeVar("M")
 
 #: one debug line per attempt: method, templated path, user, status; never headers or bodies
 log = logging.getLogger(__name__)
+
+
+class Closing(ABC):
+    """`async with` for anything that holds connections and closes them in `aclose()`."""
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 @functools.cache

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 from pydantic import SecretStr, TypeAdapter
@@ -17,7 +16,7 @@ from pydantic import SecretStr, TypeAdapter
 from fcapi.backoff import POLL, Backoff, poll
 from fcapi.credentials import password_for
 from fcapi.errors import Conflict, NotFound, ProjectFailed, WaitTimeout
-from fcapi.http import RetryPolicy, WebsiteHttp, model_dump
+from fcapi.http import Closing, RetryPolicy, WebsiteHttp, model_dump
 from fcapi.models import (
     App,
     FederatedAppRef,
@@ -51,7 +50,7 @@ def status_word(status: str | ProjectStatus) -> str:
     return REQUEST_WORD.get(parsed, parsed.value)
 
 
-class WebsiteClient:
+class WebsiteClient(Closing):
     """One FeatureCloud user on one website (the real one or the emulator).
 
     Log in happens on the first call that needs it; `login()` forces it.
@@ -90,17 +89,6 @@ class WebsiteClient:
 
     def __repr__(self) -> str:
         return f"WebsiteClient(base_url={self.base_url!r}, user={self.user!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -384,7 +372,7 @@ def is_failure_safe(status: str) -> bool:
         return False
 
 
-class WebsitePool:
+class WebsitePool(Closing):
     """One `WebsiteClient` per user for the whole process, sharing one `RequestStats`.
 
     The runner drives many sites, often several per user; the pool makes sure each user
@@ -427,14 +415,3 @@ class WebsitePool:
         clients, self._clients = list(self._clients.values()), {}
         for c in clients:
             await c.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
