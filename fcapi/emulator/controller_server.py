@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from starlette.routing import Route
 from fcapi.emulator.faults import FaultState
 from fcapi.emulator.httputil import HANDLERS, HTTPError, int_param, is_true
 from fcapi.emulator.layout import SITE_INFO, RunLayout, list_runs, uploads_dir
-from fcapi.emulator.middleware import FaultsAndCounts, RequestCounts
+from fcapi.emulator.middleware import FaultsAndCounts, RequestCounts, admin_routes
 from fcapi.emulator.relay_client import RelayClient
 from fcapi.emulator.run_driver import execute_run
 from fcapi.models import Site
@@ -186,19 +185,6 @@ def build_controller_app(ctx: ControllerContext) -> Starlette:
         start = int_param(request.query_params.get("from", "0"), "from")
         return JSONResponse(ctx.logs[max(start, 0) :])
 
-    async def admin_faults(request: Request) -> Response:
-        if request.method == "PUT":
-            try:
-                ctx.faults.update(json.loads(await request.body()))
-            except ValueError as exc:
-                raise HTTPError(400, str(exc)) from None
-        return JSONResponse(ctx.faults.faults.model_dump())
-
-    async def admin_requests(request: Request) -> Response:
-        if request.method == "DELETE":
-            ctx.counts.reset()
-        return JSONResponse(ctx.counts.snapshot())
-
     routes = [
         Route("/ping/", ping, methods=["GET"]),
         Route("/file-upload/", file_upload, methods=["POST"]),
@@ -206,8 +192,7 @@ def build_controller_app(ctx: ControllerContext) -> Starlette:
         Route("/file-download/", file_download, methods=["GET"]),
         Route("/logs-download/", logs_download, methods=["GET"]),
         Route("/logs/", logs, methods=["GET"]),
-        Route("/_emulator/faults", admin_faults, methods=["GET", "PUT"]),
-        Route("/_emulator/requests", admin_requests, methods=["GET", "DELETE"]),
+        *admin_routes(ctx.faults, ctx.counts),
     ]
 
     @contextlib.asynccontextmanager

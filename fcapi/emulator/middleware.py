@@ -12,10 +12,13 @@ import json
 from collections import Counter
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fcapi.emulator.faults import FaultState
+from fcapi.emulator.httputil import HTTPError
 
 
 class RequestCounts:
@@ -110,3 +113,26 @@ async def _reply(send: Send, status: int, body: dict[str, Any], headers: dict[st
     raw_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def admin_routes(faults: FaultState, counts: RequestCounts) -> list[Route]:
+    """`/_emulator/faults` (GET, PUT merges) and `/_emulator/requests` (GET, DELETE resets),
+    the same on the website and on every controller."""
+
+    async def admin_faults(request: Request) -> Response:
+        if request.method == "PUT":
+            try:
+                faults.update(json.loads(await request.body()))
+            except ValueError as exc:  # bad JSON or a knob out of range: the caller's mistake
+                raise HTTPError(400, str(exc)) from None
+        return JSONResponse(faults.faults.model_dump())
+
+    async def admin_requests(request: Request) -> Response:
+        if request.method == "DELETE":
+            counts.reset()
+        return JSONResponse(counts.snapshot())
+
+    return [
+        Route("/_emulator/faults", admin_faults, methods=["GET", "PUT"]),
+        Route("/_emulator/requests", admin_requests, methods=["GET", "DELETE"]),
+    ]
