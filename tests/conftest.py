@@ -3,6 +3,7 @@
 # `emulator_controllers`: `await emulator_controllers(n, **options)` starts n controllers on
 # that site, each with its own data dir (`.url`, `.data_dir`); all stop at teardown.
 import contextlib
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ async def emulator_controllers(emulator_site, tmp_path):
     from fcapi.emulator.serve import running_controller
 
     async with contextlib.AsyncExitStack() as stack:
-        started = []
+        started: list[Any] = []
 
         async def start(n, **options):
             new = []

@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -56,7 +57,7 @@ async def account(
     return heads
 
 
-def workflow_body(pid: int, app_id: int) -> dict:
+def workflow_body(pid: int, app_id: int) -> dict[str, Any]:
     return {
         "id": pid,
         "name": "p",
@@ -83,7 +84,7 @@ class Federation:
 
 async def federation(
     c: httpx.AsyncClient,
-    controllers: list,
+    controllers: list[Any],
     app_id: int = MEAN_APP,
     prefix: str = "fed",
     prepare: bool = True,
@@ -139,7 +140,7 @@ async def wait_status(
     """Poll the project with backoff until its status is in `wanted` (or fail at the deadline)."""
     end = time.monotonic() + deadline
     delay = 0.01
-    status = None
+    status: str | None = None
     while time.monotonic() < end:
         status = (await c.get(f"/api/projects/{pid}/", headers=heads)).json()["status"]
         if status in wanted:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ class Proc:
             stderr=subprocess.PIPE,
             text=True,
         )
+        assert self.popen.stdout is not None
         ready, _, _ = select.select([self.popen.stdout], [], [], 15)
         assert ready, "no first line within 15 s"
         self.first_line = self.popen.stdout.readline().strip()
@@ -63,6 +65,7 @@ def procs():
         if p.popen.poll() is None:
             p.popen.kill()
             p.popen.wait()
+        assert p.popen.stdout is not None and p.popen.stderr is not None
         p.popen.stdout.close()
         p.popen.stderr.close()
 
@@ -131,6 +134,7 @@ async def test_controller_process_startup_rss_and_large_streamed_upload(
 
     class Ctl:
         url = ctl.url
+        data_dir: ClassVar[Path]
 
     Ctl.data_dir = data_dir
     async with httpx.AsyncClient(base_url=emulator_site.url) as c:
@@ -167,6 +171,7 @@ async def test_controller_process_startup_rss_and_large_streamed_upload(
 async def test_controller_process_dies_mid_run(procs, emulator_site, tmp_path):
     class Ctl:
         data_dir = tmp_path / "dying"
+        url: ClassVar[str]
 
     ctl = procs(
         "controller",

@@ -47,7 +47,9 @@ def test_regression_statistics_add_up_to_the_pooled_fit():
 def test_tokens_expire_and_are_typed():
     secret = "s" * 64
     tok = auth.make_token(secret, "access", 7, now=1000.0, lifetime=60)
-    assert auth.read_token(secret, tok, "access", 1059.0)["user_id"] == 7
+    claims = auth.read_token(secret, tok, "access", 1059.0)
+    assert claims is not None
+    assert claims["user_id"] == 7
     assert auth.read_token(secret, tok, "access", 1060.0) is None
     assert auth.read_token(secret, tok, "refresh", 1001.0) is None
     assert auth.read_token("other", tok, "access", 1001.0) is None

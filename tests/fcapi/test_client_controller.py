@@ -63,7 +63,9 @@ async def federation(site, tmp_path: Path, n: int):
         yield members
 
 
-async def start_mean_project(members, tmp_path: Path, rows=MEAN_SITES) -> int:
+async def start_mean_project(
+    members: list[tuple[WebsiteClient, ControllerClient, Path]], tmp_path: Path, rows=MEAN_SITES
+) -> int:
     coord = members[0][0]
     await coord.ensure_in_library(66)
     project = await coord.create_project("mean")

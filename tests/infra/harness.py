@@ -118,7 +118,9 @@ class FedMocks(pulumi.runtime.Mocks):
         )
         return rid, outputs
 
-    def call(self, args: pmocks.MockCallArgs) -> tuple[dict[str, Any], list[Any]] | dict[str, Any]:
+    def call(  # type: ignore[override]  # pulumi also accepts a bare dict of outputs
+        self, args: pmocks.MockCallArgs
+    ) -> tuple[dict[str, Any], list[Any]] | dict[str, Any]:
         self.calls.append(args)
         if args.token == "aws:ec2/getAmi:getAmi":
             return {"id": "ami-0abcdef1234567890", "architecture": "x86_64", "name": "ubuntu-noble"}
@@ -220,7 +222,7 @@ def run_program(fn: Callable[[], Any]) -> Any:
     """Run fn under the mocks and wait until every resource has registered."""
     box: dict[str, Any] = {}
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def _run() -> None:
         box["result"] = fn()
 
@@ -232,7 +234,7 @@ def resolve(output: Any) -> tuple[Any, bool, bool]:
     """(value, is_secret, is_known) of an Output."""
     box: dict[str, Any] = {}
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def _run() -> Any:
         async def go() -> None:
             out = pulumi.Output.from_input(output)

@@ -223,7 +223,8 @@ def test_inventory_builder_makes_a_valid_versioned_inventory():
     site = again.site("alice")
     assert site.controller.data_dir == "/srv/fedstack/controller-data"
     assert site.controller.start_command.startswith("featurecloud controller start fc-controller")
-    assert again.site("lab").ssh is not None and again.site("lab").ssh.port == 2222
+    lab = again.site("lab")
+    assert lab.ssh is not None and lab.ssh.port == 2222
     view = public_view(again)
     assert "pw1" not in repr(view) and "PRIVATE KEY" not in repr(view)
 

@@ -216,16 +216,18 @@ def test_sim_stack_as_committed(monkeypatch):
 
     inventory = check_exports(h, exports, "sim")
     assert inventory.coordinator.name == "alice"
-    for site in inventory.sites:
-        dom = h.mocks.named(f"{site.name}-vm")
-        assert site.ssh is not None
-        assert site.ssh.address == dom.outputs["networkInterfaces"][0]["addresses"][0]
-        assert site.ssh.host_keys == [h.mocks.keys[f"{site.name}-host-key"][1].strip()]
-        assert site.ssh.private_key is not None
-        assert site.ssh.private_key.get_secret_value() == h.mocks.keys["login-key"][0]
-        assert site.controller.data_dir == "/srv/fedstack/controller-data"
+    for entry in inventory.sites:
+        dom = h.mocks.named(f"{entry.name}-vm")
+        assert entry.ssh is not None
+        assert entry.ssh.address == dom.outputs["networkInterfaces"][0]["addresses"][0]
+        assert entry.ssh.host_keys == [h.mocks.keys[f"{entry.name}-host-key"][1].strip()]
+        assert entry.ssh.private_key is not None
+        assert entry.ssh.private_key.get_secret_value() == h.mocks.keys["login-key"][0]
+        assert entry.controller.data_dir == "/srv/fedstack/controller-data"
     # the runner's default workflow for this stack fits the inventory the stack exports
-    workflow = load_workflow(stack_workflow("sim", ROOT), inventory)
+    workflow_path = stack_workflow("sim", ROOT)
+    assert workflow_path is not None
+    workflow = load_workflow(workflow_path, inventory)
     assert workflow.app == "mean-app" and set(workflow.sites) == {"alice", "bob", "carol"}
 
 
@@ -399,7 +401,9 @@ def test_cloud_stack_with_cidr(monkeypatch, tmp_path):
     assert lab.ssh.host_keys == [stack_site["host_key"]]
     a = inventory.site("hospital-a")
     assert a.ssh is not None and a.ssh.address == h.mocks.named("hospital-a-vm").outputs["publicIp"]
-    workflow = load_workflow(stack_workflow("cloud", ROOT), inventory)
+    workflow_path = stack_workflow("cloud", ROOT)
+    assert workflow_path is not None
+    workflow = load_workflow(workflow_path, inventory)
     assert [h.path for h in workflow.sites["partner-lab"].host] == ["/srv/partner-lab/cohort.csv"]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import cast
 
 import httpx
 import numpy as np
@@ -101,7 +102,7 @@ async def test_a_host_showing_another_key_is_refused_before_any_project(
         outcome = await execute(fed.inventory, fed.workflow(), fed.passwords, website_url=web.url)
         projects = await fed.projects()
     assert outcome.code == EXIT_SITES_FAILED
-    failure = outcome.summary["failures"]["site3"]
+    failure = cast(dict[str, str], outcome.summary["failures"])["site3"]
     assert "host key" in failure.lower() and three_hosts[2].address in failure
     assert projects == []  # refused before the project was created
     report = (outcome.run_dir / "report.html").read_text()
@@ -120,7 +121,7 @@ async def test_a_site_that_dies_mid_run_is_named_and_the_others_keep_their_logs(
             execute(fed.inventory, fed.workflow(), fed.passwords, website_url=web.url), 120
         )
     assert outcome.code != 0
-    failures = outcome.summary["failures"]
+    failures = cast(dict[str, str], outcome.summary["failures"])
     assert "stopped answering" in failures.get("site3", ""), failures
     assert "site1" not in failures and "site2" not in failures
     logs = list(outcome.run_dir.glob("sites/site1/run*/log_step*.txt"))

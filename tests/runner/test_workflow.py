@@ -71,7 +71,7 @@ def test_existing_project_and_numeric_deadline(folder: Path) -> None:
 
 
 # (what to change in GOOD, what the message must say): each a distinct kind of mistake
-BAD: list[tuple[str, str | tuple[str, str], str]] = [
+BAD: list[tuple[str, tuple[str, str], str]] = [
     ("not toml", ("[sites.alpha]", "[sites.alpha"), "not valid TOML"),
     ("app and project", ('app = "mean-app"', 'app = "mean-app"\nproject_id = 3'), "not both"),
     ("neither", ('app = "mean-app"', ""), "workflow.toml: give exactly one of app"),
@@ -144,7 +144,7 @@ def test_unreadable_local_file(folder: Path, monkeypatch: pytest.MonkeyPatch) ->
     def access(path, mode, **kwargs) -> bool:  # root reads everything: pretend it cannot
         return False if Path(path) == blocked else real_access(path, mode, **kwargs)
 
-    monkeypatch.setattr(wf.os, "access", access)
+    monkeypatch.setattr(os, "access", access)
     with pytest.raises(wf.WorkflowError, match=r"site 'alpha', field files\[0\]: .* not readable"):
         wf.load_workflow(_write(folder, GOOD), make_inventory())
 
