@@ -18,6 +18,14 @@ INVENTORY_VERSION = 1
 
 SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
+
+def check_site_name(name: str) -> str:
+    """A site name as every part uses it (stack config, inventory, workflow, folders)."""
+    if not SITE_NAME.match(name):
+        raise ValueError("must be lowercase letters, digits and '-', starting with a letter")
+    return name
+
+
 #: what `featurecloud controller start` runs on a provisioned host; `{data_dir}`, `{port}` and
 #: `{name}` are filled in from the site's ControllerSpec by `ControllerSpec.render`.
 DEFAULT_START = "featurecloud controller start {name} --port {port} --data-dir {data_dir}"
@@ -95,12 +103,7 @@ class SiteEntry(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        if not SITE_NAME.match(name):
-            raise ValueError(
-                f"site name {name!r} must be lowercase letters, digits and '-', "
-                "starting with a letter"
-            )
-        return name
+        return check_site_name(name)
 
     @model_validator(mode="after")
     def _transport_needs_access(self) -> SiteEntry:

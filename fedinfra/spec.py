@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fedinfra.inventory import SITE_NAME
+from fedinfra.inventory import check_site_name
 
 #: Ubuntu 24.04 LTS (noble) cloud image; libvirt uploads it once per hypervisor
 UBUNTU_2404_IMAGE = "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img"
@@ -116,9 +116,7 @@ class Site(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not SITE_NAME.match(value):
-            raise ValueError("must be lowercase letters, digits and '-', starting with a letter")
-        return value
+        return check_site_name(value)
 
     @field_validator("fc_user")
     @classmethod
@@ -165,9 +163,7 @@ class Hypervisor(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not SITE_NAME.match(value):
-            raise ValueError("must be lowercase letters, digits and '-', starting with a letter")
-        return value
+        return check_site_name(value)
 
     @field_validator("uri")
     @classmethod
