@@ -196,7 +196,6 @@ class Orchestrator:
         )
         self.running_seen: float | None = None
         self.ended_seen: float | None = None
-        self._project_ready = asyncio.Event()
         self._all_ready = asyncio.Event()
         self._all_joined = asyncio.Event()
         self._prepared = asyncio.Event()
@@ -250,12 +249,17 @@ class Orchestrator:
             self.state.finish_phase(site, name, "skipped", why)
         self.progress.phase(site, name, "skipped", why)
 
+    def first_failure(self) -> str:
+        """What made the run fail first, for the steps that stop because of it."""
+        where, what = next(iter(self.failures.items()), ("run", "stopped"))
+        return what if what.startswith(f"site {where}") else f"{where} failed: {what}"
+
     def fail(self, site: str, exc: BaseException) -> None:
         self.failures.setdefault(site, one_line(exc))
         self._abort.set()
 
     async def until(self, event: asyncio.Event, what: str) -> None:
-        """Wait for a barrier, or give up when another site failed or the deadline passed."""
+        """Wait for a barrier, or give up when the run is failing or the deadline passed."""
         waiter = asyncio.ensure_future(event.wait())
         aborter = asyncio.ensure_future(self._abort.wait())
         try:
@@ -270,7 +274,7 @@ class Orchestrator:
         if waiter in done:
             return
         if aborter in done:
-            raise RunFailed(f"stopped waiting for {what}: another site failed")
+            raise RunFailed(f"stopped waiting for {what}: {self.first_failure()}")
         raise RunFailed(
             f"deadline of {self.workflow.deadline_seconds:.0f} s passed waiting for {what}"
         )
@@ -295,12 +299,10 @@ class Orchestrator:
             raise
         finally:
             await self.close()
-        self.state.phase = "done" if not self.failures and self._run_ok() else "failed"
-        await self.saver.flush()
         app_seconds = None
         if self.running_seen is not None and self.ended_seen is not None:
             app_seconds = self.ended_seen - self.running_seen
-        return RunResult(
+        result = RunResult(
             state=self.state,
             project=self.project,
             stats=self.pool.stats,
@@ -308,9 +310,9 @@ class Orchestrator:
             wall_seconds=time.monotonic() - self.run_started,
             failures=dict(self.failures),
         )
-
-    def _run_ok(self) -> bool:
-        return self.project is not None and self.project.status == "finished"
+        self.state.phase = "done" if result.ok else "failed"
+        await self.saver.flush()
+        return result
 
     async def close(self) -> None:
         await self.pool.aclose()
@@ -354,7 +356,6 @@ class Orchestrator:
         if self.state.project_id is not None and record is not None and record.state == "ok":
             self.skip(None, "project", f"project {self.state.project_id} exists")
             self.project = await web.get_project(self.state.project_id)
-            self._project_ready.set()
             return
         async with self.phase(None, "project"):
             if self.workflow.project_id is not None:
@@ -364,7 +365,6 @@ class Orchestrator:
             self.state.record_project(project.id)
             await self.saver.flush()
             self.project = project
-        self._project_ready.set()
 
     async def create_project(self, web: WebsiteClient) -> Project:
         """A new project with the workflow's app, in two steps a resume can finish.
@@ -426,7 +426,7 @@ class Orchestrator:
         async with self.phase(None, "tokens"):
             for site in todo:
                 if self._abort.is_set():
-                    raise RunFailed("stopped creating tokens: another site failed")
+                    raise RunFailed(f"stopped creating tokens: {self.first_failure()}")
                 token = await web.create_token(self.project.id)
                 self.state.site(site.entry.name).token = SecretStr(token.token)
                 await self.saver.flush()
