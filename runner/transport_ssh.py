@@ -148,8 +148,9 @@ class SshSite(ShellSite):
                 ) from None
             except (OSError, TimeoutError, asyncssh.Error) as exc:
                 last_error = _describe(exc)
-                if isinstance(exc, asyncssh.DisconnectError):
-                    # sshd hangs up during key exchange when it has no key of the pinned types
+                if isinstance(exc, asyncssh.DisconnectError | ConnectionResetError):
+                    # sshd hangs up during key exchange when it has no key of the pinned
+                    # types; on a loaded machine the hang-up can arrive as a reset instead
                     await self._probe_host_key(client_key, pinned, deadline)
                 pause = min(backoff, max(0.0, deadline - time.monotonic()))
                 log.debug(
