@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import socket
 import sys
 import tracemalloc
 import zipfile
@@ -21,17 +20,12 @@ from pydantic import SecretStr
 from fcapi.controller import ControllerClient
 from fcapi.errors import Conflict, NotFound, ProjectFailed, WaitTimeout
 from fcapi.website import WebsiteClient
+from tests.runner.transport_helpers import free_port
 
 from .conftest import PASSWORD, _serve, admin, new_account
 
 MEAN_SITES = ["1,2,3,4,5\n", "7,9,11\n", "2,2,2,4,6,6,6\n"]
 MEAN_CHECK = "5.333333333333333"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def write_site_info(site_url: str, email: str, data_dir: Path) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from runner.demo import free_ports
 
 UPLOAD_SINK = r"""
 import hashlib, json, sys
@@ -54,9 +55,7 @@ def write_sink(directory: Path) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def http_server_start(python: str = "python3") -> str:
