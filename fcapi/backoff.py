@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import tenacity
+
 from fcapi.errors import WaitTimeout
 
 T = TypeVar("T")
@@ -78,3 +80,53 @@ async def poll(
             raise WaitTimeout(f"gave up waiting for {what} after {elapsed:.1f} s{seen}")
         await sleep(min(policy.delay(attempt, rng), remaining))
         attempt += 1
+
+
+async def retry(
+    call: Callable[[], Awaitable[T]],
+    *,
+    retry_on: Callable[[BaseException], bool],
+    attempts: int | None = None,
+    seconds: float | None = None,
+    policy: Backoff = RETRY,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    before_sleep: Callable[[int, BaseException, float], None] | None = None,
+) -> T:
+    """Call `call` until it returns, retrying the errors `retry_on` accepts; the last one is raised.
+
+    The one retry loop of fedstack for transport hiccups and dials (tenacity does the looping):
+    it stops after `attempts` calls or once `seconds` have passed, whichever comes first, and
+    waits `policy`'s jittered delays in between, the last one cut short at the deadline.
+    `before_sleep(attempt, error, pause)` lets a caller say what it is waiting for. A caller
+    that must retry on a response rather than an error raises its own error for it.
+    """
+    stops: list[tenacity.stop.stop_base] = []
+    if attempts is not None:
+        stops.append(tenacity.stop_after_attempt(attempts))
+    if seconds is not None:
+        stops.append(tenacity.stop_after_delay(seconds))
+    if not stops:
+        raise ValueError("retry needs attempts or seconds, or it could go on forever")
+    start = time.monotonic()
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        pause = policy.delay(state.attempt_number - 1)
+        if seconds is not None:
+            pause = min(pause, max(0.0, start + seconds - time.monotonic()))
+        return pause
+
+    def announce(state: tenacity.RetryCallState) -> None:
+        if before_sleep is not None and state.outcome is not None and state.next_action:
+            error = state.outcome.exception()
+            if error is not None:
+                before_sleep(state.attempt_number, error, state.next_action.sleep)
+
+    retrying = tenacity.AsyncRetrying(
+        stop=tenacity.stop_any(*stops),
+        wait=wait,
+        retry=tenacity.retry_if_exception(retry_on),
+        sleep=sleep,
+        before_sleep=announce,
+        reraise=True,
+    )
+    return await retrying(call)

@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from fedinfra.inventory import Inventory
-from runner.files import write_atomic
+from fcapi.files import write_atomic
 
 STATE_VERSION = 1
 STATE_FILE = "state.json"

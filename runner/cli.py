@@ -30,7 +30,7 @@ from runner.checkpoint import (
     resume_state,
 )
 from runner.credentials import MissingPasswords, passwords_for_run
-from runner.files import write_atomic
+from fcapi.files import write_atomic
 from runner.inventory_source import InventorySourceError, load_inventory
 from runner.orchestrate import Orchestrator, RunOptions
 from runner.outputs import write_outputs

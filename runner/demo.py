@@ -29,7 +29,7 @@ from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
 from runner.cli import Outcome, RunInterrupted, UsageError, execute, print_outcome
 from runner.demo_data import MEAN_CONFIG_YML, site_csv
 from runner.emulated import controller_spec
-from runner.files import write_atomic
+from fcapi.files import write_atomic
 from runner.workflow import load_workflow
 
 DEFAULT_OUTDIR = Path("fedstack-runs")

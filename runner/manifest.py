@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fedinfra.inventory import Inventory
 from runner.checkpoint import PHASE_ORDER, STATE_FILE, PhaseRecord, RunState, utcnow
-from runner.files import is_temp_name, sha256_file, write_atomic
+from fcapi.files import is_temp_name, sha256_file, write_atomic
 
 MANIFEST_FILE = "manifest.json"
 METRICS_FILE = "metrics.json"

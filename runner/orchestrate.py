@@ -43,7 +43,7 @@ from runner.checkpoint import (
     utcnow,
 )
 from runner.fetch import NoResults, collect_site
-from runner.files import sha256_file, write_atomic
+from fcapi.files import sha256_file, write_atomic
 from runner.progress import Progress
 from runner.transport import SiteConnection, TransportError, open_site
 from runner.workflow import CONFIG_NAME, Workflow

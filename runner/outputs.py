@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedinfra.inventory import Inventory
-from runner.files import write_atomic
+from fcapi.files import write_atomic
 from runner.manifest import (
     build_metrics,
     process_resources,

@@ -20,7 +20,7 @@ from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
 from runner.demo import create_accounts, free_ports
 from runner.demo_data import MEAN_CONFIG_YML, site_csv
 from runner.emulated import controller_spec
-from runner.files import write_atomic
+from fcapi.files import write_atomic
 from runner.workflow import Workflow, load_workflow
 from tests.testhosts import NetnsHost
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import files
+from fcapi import files
 
 
 def test_write_atomic_sets_mode_and_leaves_no_temp(tmp_path: Path) -> None:

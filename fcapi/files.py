@@ -1,7 +1,8 @@
-"""Writing and hashing files so that a crash never leaves a half-written output behind.
+"""Writing and hashing files so that a crash never leaves a half-written file behind.
 
-Every file the runner produces (state, manifest, metrics, report) goes through `write_atomic`:
-readers and a later `--resume` see either the old complete file or the new complete one.
+Every file fedstack produces (the runner's state, manifest, metrics and report, the CLI's
+outputs, downloads from a controller) goes through `write_atomic` or `atomic_target`: readers
+and a later `--resume` see either the old complete file or the new complete one.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 _CHUNK = 1 << 20
 
@@ -22,12 +25,23 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
     secrets is never readable by others, not even for a moment.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_target(path, mode) as handle:
+        handle.write(payload)
+
+
+@contextlib.contextmanager
+def atomic_target(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """An open temp file that becomes `path` when the block ends without an error.
+
+    For writers that stream (a download): on any exception, Ctrl-C included, the temp file is
+    removed and `path` keeps what it had.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
