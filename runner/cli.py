@@ -20,8 +20,9 @@ from pydantic import SecretStr
 
 from fcapi import DEFAULT_WEBSITE_URL
 from fcapi.errors import ExitCode
+from fcapi.files import write_atomic
 from fedinfra.inventory import Inventory
-from runner.checkpoint import (
+from runner.engine.checkpoint import (
     CheckpointError,
     inventory_digest,
     list_runs,
@@ -29,13 +30,12 @@ from runner.checkpoint import (
     new_state,
     resume_state,
 )
-from runner.credentials import MissingPasswords, passwords_for_run
-from fcapi.files import write_atomic
-from runner.inventory_source import InventorySourceError, load_inventory
-from runner.orchestrate import Orchestrator, RunOptions
-from runner.outputs import write_outputs
-from runner.progress import make_progress
-from runner.workflow import Workflow, WorkflowError, load_workflow, workflow_path_from_config
+from runner.engine.orchestrate import Orchestrator, RunOptions
+from runner.outputs.progress import make_progress
+from runner.outputs.writers import write_outputs
+from runner.plan.credentials import MissingPasswords, passwords_for_run
+from runner.plan.inventory_source import InventorySourceError, load_inventory
+from runner.plan.workflow import Workflow, WorkflowError, load_workflow, workflow_path_from_config
 
 #: exit codes beyond fcapi's: the run itself failed at one or more sites
 EXIT_SITES_FAILED = 11

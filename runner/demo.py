@@ -24,13 +24,13 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from fcapi.files import write_atomic
 from fcapi.website import WebsiteClient
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
 from runner.cli import Outcome, RunInterrupted, UsageError, execute, print_outcome
 from runner.demo_data import MEAN_CONFIG_YML, site_csv
-from runner.emulated import controller_spec
-from fcapi.files import write_atomic
-from runner.workflow import load_workflow
+from runner.plan.workflow import load_workflow
+from runner.sites.emulated import controller_spec
 
 DEFAULT_OUTDIR = Path("fedstack-runs")
 #: how long the emulated website may take to start listening

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from fcapi.files import write_atomic
 from fcapi.website import WebsiteClient
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
 from runner.demo import create_accounts, free_ports
 from runner.demo_data import MEAN_CONFIG_YML, site_csv
-from runner.emulated import controller_spec
-from fcapi.files import write_atomic
-from runner.workflow import Workflow, load_workflow
+from runner.plan.workflow import Workflow, load_workflow
+from runner.sites.emulated import controller_spec
 from tests.testhosts import NetnsHost
 
 REGRESSION_CONFIG_YML = (

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import SecretStr
 
 from fcapi.stats import RequestStats
-from runner import checkpoint as cp
+from runner.engine import checkpoint as cp
 
 T0 = datetime(2026, 11, 23, 11, 45, 1, tzinfo=UTC)
 TOKENS = {"alpha": "tok-alpha-9f8e7d", "beta": "tok-beta-1a2b3c", "gamma": "tok-gamma-4d5e6f"}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import SecretStr
 
-from runner import checkpoint as cp
+from runner.engine import checkpoint as cp
 from tests.runner.inventories import make_inventory
 
 T0 = datetime(2026, 11, 23, 11, 45, 1, tzinfo=UTC)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from fcapi.models import ProjectRun
-from runner import collect
-from runner.collect import UnsafeArchive, extract_result, plan_downloads
+from runner.collect import unpack as collect
+from runner.collect.unpack import UnsafeArchive, extract_result, plan_downloads
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from runner.credentials import MissingPasswords, passwords_for_run, run_users
+from runner.plan.credentials import MissingPasswords, passwords_for_run, run_users
 from tests.runner.inventories import make_inventory
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import inventory_source as src
+from runner.plan import inventory_source as src
 from tests.runner.inventories import PRIVATE_KEY, inventory_dict
 
 FAKE_PULUMI = f"""#!{sys.executable}

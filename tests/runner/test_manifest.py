@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fcapi.stats import RequestStats
-from runner import manifest as mf
+from runner.outputs import manifest as mf
 from tests.runner.inventories import PRIVATE_KEY, make_inventory
 from tests.runner.runs import T0, TOKENS, finished_state, sample_stats
 

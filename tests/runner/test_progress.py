@@ -4,7 +4,7 @@ import asyncio
 import io
 from datetime import UTC, datetime, timedelta
 
-from runner.progress import Progress, choose_mode, make_progress, open_progress
+from runner.outputs.progress import Progress, choose_mode, make_progress, open_progress
 
 
 class Clock:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import manifest as mf
-from runner.report import render_report, timeline_svg
+from runner.outputs import manifest as mf
+from runner.outputs.report import render_report, timeline_svg
 from tests.runner.inventories import PRIVATE_KEY, make_inventory
 from tests.runner.runs import T0, TOKENS, finished_state, sample_stats
 

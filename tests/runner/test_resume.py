@@ -151,8 +151,8 @@ async def test_resume_finishes_a_project_cut_off_between_its_two_steps(
 ):
     """Killed after `create_project` and before its app was set: no second project."""
     from fcapi.website import WebsiteClient
-    from runner import checkpoint as cp
     from runner.cli import execute
+    from runner.engine import checkpoint as cp
 
     workflow = federation.workflow()
     run_id = cp.new_run_id()

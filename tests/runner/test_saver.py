@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import checkpoint as cp
-from runner.orchestrate import Saver
+from runner.engine import checkpoint as cp
+from runner.engine.orchestrate import Saver
 
 
 def make_state(sites: int) -> cp.RunState:

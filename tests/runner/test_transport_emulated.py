@@ -3,7 +3,7 @@
 Over SSH the controller runs inside a test host's namespace on that host's 127.0.0.1:8000 and
 reaches the emulated website at the runner's address for test hosts (`host.runner_address`); the
 runner reaches the controller only through the tunnel. The same start/stop commands
-(`runner.emulated.controller_spec`) serve the local transport.
+(`runner.sites.emulated.controller_spec`) serve the local transport.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from fcapi.emulator.serve import running_site
 from fcapi.models import Project, Site
 from fcapi.website import WebsiteClient
 from fedinfra.inventory import SiteEntry
-from runner.emulated import controller_spec, pid_file
-from runner.transport import SiteConnection, open_site
+from runner.sites.base import SiteConnection, open_site
+from runner.sites.emulated import controller_spec, pid_file
 from tests.runner.transport_helpers import free_port, wait_http, wait_http_gone
 from tests.testhosts import NetnsHost
 

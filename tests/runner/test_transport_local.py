@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from fedinfra.inventory import ControllerSpec, SiteEntry
-from runner.emulated import controller_spec, pid_file
-from runner.transport import (
+from runner.sites.base import (
     CommandFailed,
     CommandTimeout,
     SiteConnection,
     TransportError,
     open_site,
 )
-from runner.transport_local import LocalSite
+from runner.sites.emulated import controller_spec, pid_file
+from runner.sites.local import LocalSite
 from tests.runner.transport_helpers import (
     HTTP_SERVER_STOP,
     free_port,

@@ -17,7 +17,7 @@ import asyncssh
 import pytest
 
 from fedinfra.inventory import ControllerSpec
-from runner.transport import (
+from runner.sites.base import (
     CommandFailed,
     CommandTimeout,
     ConnectFailed,
@@ -26,7 +26,7 @@ from runner.transport import (
     TransportError,
     open_site,
 )
-from runner.transport_ssh import SshSite
+from runner.sites.ssh import SshSite
 from tests.runner.transport_helpers import (
     HTTP_SERVER_STOP,
     free_port,

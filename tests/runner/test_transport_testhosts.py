@@ -12,8 +12,8 @@ import asyncssh
 import pytest
 from pydantic import SecretStr
 
-from runner.transport import ConnectFailed, HostKeyMismatch
-from runner.transport_ssh import SshSite
+from runner.sites.base import ConnectFailed, HostKeyMismatch
+from runner.sites.ssh import SshSite
 from tests.testhosts import NS_PATTERN, PREFIX, sweep_stale
 
 pytestmark = pytest.mark.netns
@@ -77,7 +77,7 @@ async def test_connect_waits_for_a_booting_host(
 ) -> None:
     (host,) = netns_hosts(1)
     host.kill()  # no sshd yet: connections are refused, as while a VM boots
-    caplog.set_level(logging.DEBUG, logger="runner.transport_ssh")
+    caplog.set_level(logging.DEBUG, logger="runner.sites.ssh")
     site = SshSite(host.site_entry("booting"), connect_timeout=15)
     dialling = asyncio.create_task(site.connect())
     deadline = time.monotonic() + 10

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import workflow as wf
+from runner.plan import workflow as wf
 from tests.runner.inventories import make_inventory
 
 GOOD = """

@@ -20,7 +20,7 @@ import time
 import asyncssh
 
 from fedinfra.inventory import SiteEntry, SshAccess
-from runner.transport import (
+from runner.sites.base import (
     CommandResult,
     CommandTimeout,
     ConnectFailed,

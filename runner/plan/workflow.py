@@ -38,7 +38,7 @@ from pydantic import (
 )
 
 from fedinfra.inventory import Inventory
-from runner.checkpoint import digest_json
+from runner.engine.checkpoint import digest_json
 
 #: the stack config key naming the default workflow file
 STACK_CONFIG_KEY = "fedstack:workflow"

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fedinfra.inventory import SiteEntry
-from runner.transport import (
+from runner.sites.base import (
     CommandResult,
     CommandTimeout,
     ShellSite,

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from fcapi.models import ProjectRun
-from runner.checkpoint import CollectedFile
+from runner.engine.checkpoint import CollectedFile
 
 #: generous for FeatureCloud's outputs, small enough that a zip bomb cannot fill the disk
 MAX_MEMBERS = 10_000

@@ -30,8 +30,8 @@ from pydantic import (
     field_serializer,
 )
 
-from fedinfra.inventory import Inventory
 from fcapi.files import write_atomic
+from fedinfra.inventory import Inventory
 
 STATE_VERSION = 1
 STATE_FILE = "state.json"

@@ -28,12 +28,14 @@ from pydantic import SecretStr
 
 from fcapi.controller import ControllerClient
 from fcapi.errors import Conflict, FcError, NotFound, PermissionDenied, ProjectFailed
+from fcapi.files import sha256_file, write_atomic
 from fcapi.models import Project, Site
 from fcapi.stats import RequestStats
 from fcapi.status import TERMINAL
 from fcapi.website import WebsiteClient, WebsitePool
 from fedinfra.inventory import Inventory, SiteEntry
-from runner.checkpoint import (
+from runner.collect.fetch import NoResults, collect_site
+from runner.engine.checkpoint import (
     CollectedFile,
     RunState,
     UploadedFile,
@@ -42,11 +44,9 @@ from runner.checkpoint import (
     state_snapshot,
     utcnow,
 )
-from runner.fetch import NoResults, collect_site
-from fcapi.files import sha256_file, write_atomic
-from runner.progress import Progress
-from runner.transport import SiteConnection, TransportError, open_site
-from runner.workflow import CONFIG_NAME, Workflow
+from runner.outputs.progress import Progress
+from runner.plan.workflow import CONFIG_NAME, Workflow
+from runner.sites.base import SiteConnection, TransportError, open_site
 
 #: how long a site may take to accept SSH (a VM still booting refuses for a while)
 CONNECT_DEADLINE = 120.0

@@ -23,9 +23,9 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fedinfra.inventory import Inventory
-from runner.checkpoint import PHASE_ORDER, STATE_FILE, PhaseRecord, RunState, utcnow
 from fcapi.files import is_temp_name, sha256_file, write_atomic
+from fedinfra.inventory import Inventory
+from runner.engine.checkpoint import PHASE_ORDER, STATE_FILE, PhaseRecord, RunState, utcnow
 
 MANIFEST_FILE = "manifest.json"
 METRICS_FILE = "metrics.json"

@@ -12,7 +12,7 @@ import math
 from html import escape
 from urllib.parse import quote
 
-from runner.manifest import Manifest, Metrics, PhaseTiming, phase_rank
+from runner.outputs.manifest import Manifest, Metrics, PhaseTiming, phase_rank
 
 #: a colour per phase, colour-blind friendly (Okabe-Ito and neighbours), in run order
 _PALETTE = (

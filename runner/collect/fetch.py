@@ -1,6 +1,6 @@
 """Bring a site's results and logs home: every run and step its controller lists.
 
-The plan and the unpacking are pure and careful (runner.collect); this is the I/O between
+The plan and the unpacking are pure and careful (runner.collect.unpack); this is the I/O between
 them. Logs come home even when there is no result. Each finished download is handed to
 `on_file` before the next starts, so a resumed collection fetches only what is missing. A
 controller that lists no result is a failure here, not a silence.
@@ -13,14 +13,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from fcapi.controller import ControllerClient
-from runner.checkpoint import CollectedFile
-from runner.collect import (
+from runner.collect.unpack import (
     collected_entry,
     extract_result,
     missing_results,
     pending_downloads,
     plan_downloads,
 )
+from runner.engine.checkpoint import CollectedFile
 
 
 class NoResults(Exception):

@@ -9,20 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fedinfra.inventory import Inventory
 from fcapi.files import write_atomic
-from runner.manifest import (
+from fedinfra.inventory import Inventory
+from runner.outputs.manifest import (
     build_metrics,
     process_resources,
     site_outcomes,
     write_manifest,
     write_metrics,
 )
-from runner.report import render_report
-from runner.workflow import Workflow
+from runner.outputs.report import render_report
+from runner.plan.workflow import Workflow
 
 if TYPE_CHECKING:
-    from runner.orchestrate import RunResult
+    from runner.engine.orchestrate import RunResult
 
 REPORT_FILE = "report.html"
 

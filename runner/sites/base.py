@@ -166,10 +166,10 @@ class ShellSite(ABC):
 def open_site(site: SiteEntry, *, connect_timeout: float = 30.0) -> SiteConnection:
     """A connection object for the site's transport; nothing is dialled until `connect()`."""
     if site.transport == "local":
-        from runner.transport_local import LocalSite
+        from runner.sites.local import LocalSite
 
         return LocalSite(site)
-    from runner.transport_ssh import SshSite
+    from runner.sites.ssh import SshSite
 
     return SshSite(site, connect_timeout=connect_timeout)
 
@@ -201,8 +201,8 @@ def detached_start_command(site: SiteEntry) -> str:
 
 
 def host_upload_program() -> str:
-    """The source of runner/hostupload.py, sent to the host's python on stdin."""
-    return resources.files("runner").joinpath("hostupload.py").read_text(encoding="utf-8")
+    """The source of runner/sites/hostupload.py, sent to the host's python on stdin."""
+    return resources.files("runner.sites").joinpath("hostupload.py").read_text(encoding="utf-8")
 
 
 def host_upload_command(
