@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fedinfra.inventory import ControllerSpec
+from fedinfra.problems import Problem, one_line
 from fedinfra.spec import FederationSpec, SpecError, check_workdir, parse_spec
 
 PROJECT = "fedstack"
@@ -163,6 +164,12 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
+def _config_key(problem: Problem) -> str:
+    """A settings field as the stack file names it: `config fedstack:sshAllowedCidr`."""
+    camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), str(problem.loc[0]))
+    return f"config {PROJECT}:{camel}"
+
+
 def _value(key: str, raw: str | None) -> Any:
     spec = CONFIG_KEYS[key]
     if raw is None:
@@ -212,11 +219,7 @@ def load_settings(values: Mapping[str, str]) -> StackSettings:
     try:
         settings = StackSettings(spec=spec, **plain)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0])
-        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), field)
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise SpecError(f"config {prefix}{camel}: {message}") from None
+        raise SpecError(one_line(exc, _config_key, count_more=False)) from None
     if spec.sites_on("aws") and settings.ssh_allowed_cidr is None:
         raise SpecError(
             f"config {prefix}sshAllowedCidr: is required for AWS sites: the one CIDR allowed to "
