@@ -5,7 +5,8 @@ documents the same keys with the same defaults (a test keeps the two in step). V
 the CLI hands them to the program: strings, with structured values as JSON. A wrong or unknown
 key fails with one line before any resource is declared. Secret keys (FeatureCloud passwords,
 a private package index) never pass through here: they are read as secret Outputs in
-`fedinfra.stack`. Pure: no Pulumi here.
+`fedinfra.stack`. The functions here are pure (tested without a Pulumi program); the spec's
+placement models come from the backend modules.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fedinfra.backends import BACKENDS
 from fedinfra.inventory import ControllerSpec
 from fedinfra.problems import Problem, one_line
 from fedinfra.spec import FederationSpec, SpecError, check_workdir, parse_spec
@@ -45,8 +47,8 @@ CONFIG_KEYS: dict[str, Key] = {
     "sites": Key(
         None,
         "The federation: a list of sites, each {name, fc_user, coordinator, and one of "
-        "libvirt: {hypervisor, memory (MiB), vcpus, disk (GiB)}, aws: {instance_type, subnet, "
-        "disk}, ssh: {address, port, user, key_file, host_key, provision}}. Required.",
+        + ", ".join(f"{name}: {b.summary}" for name, b in BACKENDS.items())
+        + "}. Required.",
         kind="object",
     ),
     "hypervisors": Key(

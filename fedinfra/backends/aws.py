@@ -234,6 +234,7 @@ class AwsBackend(Backend[AwsPlacement]):
 
     name = "aws"
     placement = AwsPlacement
+    summary = "{instance_type, subnet, disk}"
 
     def check(self, placed: Sequence[tuple[str, AwsPlacement]]) -> None:
         if len({p.subnet is None for _, p in placed}) > 1:

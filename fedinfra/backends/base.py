@@ -104,6 +104,8 @@ class Backend(ABC, Generic[P]):
     #: the site's key in the stack file (`libvirt:`), and the backend's name everywhere
     name: ClassVar[str]
     placement: ClassVar[type[Placement]]
+    #: the placement's fields as the `sites` key's description lists them
+    summary: ClassVar[str]
     #: True: the stack makes the machines (a login key, cloud-init first, nothing to clean up);
     #: False: existing hosts, whose fedstack controller and workdir destroy removes
     makes_machines: ClassVar[bool] = True

@@ -294,6 +294,7 @@ class LibvirtBackend(Backend[LibvirtPlacement]):
 
     name = "libvirt"
     placement = LibvirtPlacement
+    summary = "{hypervisor, memory (MiB), vcpus, disk (GiB)}"
 
     def declare(self, deploy: Deployment, sites: Sequence[Placed[LibvirtPlacement]]) -> list[Host]:
         settings: LibvirtStack = deploy.settings

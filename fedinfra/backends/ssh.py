@@ -89,6 +89,7 @@ class SshBackend(Backend[SshPlacement]):
 
     name = "ssh"
     placement = SshPlacement
+    summary = "{address, port, user, key_file, host_key, provision}"
     makes_machines = False
 
     def provisions(self, placement: SshPlacement) -> bool:

@@ -3,6 +3,7 @@ spec offers under that name, and its own test module beside this one."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fedinfra.backends import BACKENDS
@@ -15,6 +16,8 @@ def test_every_backend_is_registered_under_its_name_with_a_test():
     for name, backend in BACKENDS.items():
         assert backend.name == name
         assert issubclass(backend.placement, Placement)
+        # the `sites` key's description lists every field of the placement
+        assert set(backend.placement.model_fields) <= set(re.findall(r"\w+", backend.summary))
         assert (Path(__file__).parent / f"test_{name}.py").is_file(), name
 
 
