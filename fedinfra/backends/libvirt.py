@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_libvirt as libvirt
 import pulumi_tls as tls
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fedinfra.backends.base import Backend, Deployment, Host, Placed, Placement
 from fedinfra.cloudinit import render_meta_data, render_user_data
@@ -52,8 +52,10 @@ class LibvirtPlacement(Placement):
     disk: int = Field(default=20, ge=10, le=65536)
 
 
-class Hypervisor(Placement):
+class Hypervisor(BaseModel):
     """A libvirt host: the local one or one reached by qemu+ssh://; one provider each."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     uri: str
