@@ -13,6 +13,7 @@ import time
 import warnings
 from collections import Counter
 
+from fedinfra.stack import build
 from tests.infra.harness import run_program, setup, stack_config
 
 SIZES = (3, 50)
@@ -37,8 +38,6 @@ def sim_config(sites: int) -> dict[str, str]:
 
 def measure(sites: int) -> tuple[int, int, float]:
     """(resources declared, of which custom, seconds) for one mock run of the sim stack."""
-    from fedinfra.stack import build
-
     harness = setup("sim", sim_config(sites))
     started = time.perf_counter()
     run_program(lambda: build("sim"))

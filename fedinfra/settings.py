@@ -5,7 +5,8 @@ documents the same keys with the same defaults (a test keeps the two in step). V
 the CLI hands them to the program: strings, with structured values as JSON. A wrong or unknown
 key fails with one line before any resource is declared. Secret keys (FeatureCloud passwords,
 a private package index) never pass through here: they are read as secret Outputs in
-`fedinfra.stack`. Pure: no Pulumi here.
+`fedinfra.stack`. The functions here are pure (tested without a Pulumi program); the spec's
+placement models come from the backend modules.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fedinfra.backends import BACKENDS
 from fedinfra.inventory import ControllerSpec
+from fedinfra.problems import Problem, one_line
 from fedinfra.spec import FederationSpec, SpecError, check_workdir, parse_spec
 
 PROJECT = "fedstack"
@@ -44,8 +47,8 @@ CONFIG_KEYS: dict[str, Key] = {
     "sites": Key(
         None,
         "The federation: a list of sites, each {name, fc_user, coordinator, and one of "
-        "libvirt: {hypervisor, memory (MiB), vcpus, disk (GiB)}, aws: {instance_type, subnet, "
-        "disk}, ssh: {address, port, user, key_file, host_key, provision}}. Required.",
+        + ", ".join(f"{name}: {b.summary}" for name, b in BACKENDS.items())
+        + "}. Required.",
         kind="object",
     ),
     "hypervisors": Key(
@@ -163,6 +166,12 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
+def _config_key(problem: Problem) -> str:
+    """A settings field as the stack file names it: `config fedstack:sshAllowedCidr`."""
+    camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), str(problem.loc[0]))
+    return f"config {PROJECT}:{camel}"
+
+
 def _value(key: str, raw: str | None) -> Any:
     spec = CONFIG_KEYS[key]
     if raw is None:
@@ -212,11 +221,7 @@ def load_settings(values: Mapping[str, str]) -> StackSettings:
     try:
         settings = StackSettings(spec=spec, **plain)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0])
-        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), field)
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise SpecError(f"config {prefix}{camel}: {message}") from None
+        raise SpecError(one_line(exc, _config_key, count_more=False)) from None
     if spec.sites_on("aws") and settings.ssh_allowed_cidr is None:
         raise SpecError(
             f"config {prefix}sshAllowedCidr: is required for AWS sites: the one CIDR allowed to "

@@ -14,6 +14,7 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from fedinfra.backends import BACKENDS
 from fedinfra.components.federation import Federation, Secrets
 from fedinfra.settings import CONFIG_KEYS, PROJECT, StackSettings, load_settings
 from fedinfra.spec import SpecError
@@ -32,20 +33,22 @@ def _plain_config() -> dict[str, str]:
 def _read_key_files(
     settings: StackSettings,
 ) -> tuple[dict[str, pulumi.Output[str]], dict[str, str]]:
-    """Private keys of bring-your-own sites, read now so a missing file is one clear line."""
+    """Private key files the sites name (bring-your-own hosts), read now so that a missing
+    file is one clear line: texts (secret) and resolved paths, by site."""
     texts: dict[str, pulumi.Output[str]] = {}
     paths: dict[str, str] = {}
-    for site in settings.spec.sites_on("ssh"):
-        assert site.ssh is not None
-        path = Path(os.path.expanduser(site.ssh.key_file))
+    for site in settings.spec.sites:
+        key_file = BACKENDS[site.backend].key_file(site.placement)
+        if key_file is None:
+            continue
+        path = Path(os.path.expanduser(key_file))
+        where = f"site {site.name!r}: {site.backend}.key_file"
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise SpecError(
-                f"site {site.name!r}: ssh.key_file: cannot read {path}: {exc.strerror}"
-            ) from None
+            raise SpecError(f"{where}: cannot read {path}: {exc.strerror}") from None
         if "PRIVATE KEY" not in text:
-            raise SpecError(f"site {site.name!r}: ssh.key_file: {path} holds no private key")
+            raise SpecError(f"{where}: {path} holds no private key")
         texts[site.name] = pulumi.Output.secret(text)
         paths[site.name] = str(path.resolve())
     return texts, paths
@@ -64,8 +67,8 @@ def build(stack: str | None = None) -> Federation:
     secrets = Secrets(
         passwords=passwords,
         pip_index_url=cfg.get_secret("pipIndexUrl"),
-        byo_private_keys=key_texts,
-        byo_key_files=key_paths,
+        key_texts=key_texts,
+        key_files=key_paths,
     )
     return Federation(stack, settings, secrets, stack=stack)
 

@@ -146,20 +146,31 @@ class Provisioner(pulumi.ComponentResource):
             ),
         )
 
-        self.cleanup = None
-        if plan.cleanup_stop_command is not None and plan.controller_name is not None:
-            # A separate resource, so that a re-provisioning (replacement) never runs it.
-            self.cleanup = remote.Command(
-                f"{name}-cleanup",
-                connection=_connection(access, unlimited_dials=False),
-                create="true",
-                delete=cleanup_command(
-                    workdir=plan.workdir,
-                    stop_command=plan.cleanup_stop_command,
-                    controller_name=plan.controller_name,
-                ),
-                add_previous_output_in_env=False,
-                opts=after_ready,
-            )
-
+        self.cleanup = self._cleanup(name, access, plan, after_ready)
         self.register_outputs({"ready": self.ready.stdout, "summary": self.setup.stdout})
+
+    def _cleanup(
+        self,
+        name: str,
+        access: HostAccess,
+        plan: ProvisionPlan,
+        after_ready: pulumi.ResourceOptions,
+    ) -> remote.Command | None:
+        """Bring-your-own hosts only: destroy stops the controller and removes the workdir.
+
+        A separate resource, so that a re-provisioning (replacement) never runs it.
+        """
+        if plan.cleanup_stop_command is None or plan.controller_name is None:
+            return None
+        return remote.Command(
+            f"{name}-cleanup",
+            connection=_connection(access, unlimited_dials=False),
+            create="true",
+            delete=cleanup_command(
+                workdir=plan.workdir,
+                stop_command=plan.cleanup_stop_command,
+                controller_name=plan.controller_name,
+            ),
+            add_previous_output_in_env=False,
+            opts=after_ready,
+        )

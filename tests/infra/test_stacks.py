@@ -15,9 +15,9 @@ import pulumi
 import pytest
 import yaml
 
+from fedinfra.backends.libvirt import UBUNTU_2404_IMAGE
 from fedinfra.inventory import Inventory
 from fedinfra.script import CHECK_SCRIPT, PROVISION_SCRIPT, load_script, script_sha256
-from fedinfra.spec import UBUNTU_2404_IMAGE
 from runner.cli import stack_workflow
 from runner.plan.workflow import load_workflow
 from tests.infra.harness import (

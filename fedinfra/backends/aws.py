@@ -1,5 +1,7 @@
-"""AWS: one AwsEnvironment (AMI lookup, key pair, SSH-only security group) and one AwsSite per
-instance (host key, instance, provisioner).
+"""AWS: EC2 instances (`aws:` sites) in the region of `fedstack:awsRegion`.
+
+One AwsEnvironment (AMI lookup, key pair, SSH-only security group) on one explicit provider,
+and one AwsSite per instance (host key, instance, provisioner).
 
 SSH is admitted from one CIDR the user must set (no 0.0.0.0/0 default). Rules are separate
 `vpc.SecurityGroup*Rule` resources, as the provider recommends over inline rules. A changed
@@ -8,13 +10,18 @@ user-data replaces the instance: cloud-init would not re-run it on a stop/start.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
+from pydantic import Field, field_validator
 
+from fedinfra.backends.base import Backend, Deployment, Host, Placed, Placement
 from fedinfra.cloudinit import render_user_data
 from fedinfra.components.provisioner import HostAccess, Provisioner, ProvisionPlan
-from fedinfra.spec import AwsPlacement
 
 ENVIRONMENT_TYPE = "fedstack:aws:Environment"
 SITE_TYPE = "fedstack:aws:Site"
@@ -22,6 +29,33 @@ SITE_TYPE = "fedstack:aws:Site"
 #: Canonical's account, the publisher of the official Ubuntu AMIs
 CANONICAL = "099720109477"
 UBUNTU_2404_AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+
+_AWS_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+
+class AwsPlacement(Placement):
+    """An EC2 instance."""
+
+    instance_type: str = "t3.medium"
+    #: subnet id; None = the default VPC's default subnet in the region
+    subnet: str | None = None
+    #: GiB of the root volume
+    disk: int = Field(default=30, ge=10, le=16384)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        if not _INSTANCE_TYPE.match(value):
+            raise ValueError(f"{value!r} is not an EC2 instance type like 't3.medium'")
+        return value
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, value: str | None) -> str | None:
+        if value is not None and not _AWS_SUBNET.match(value):
+            raise ValueError(f"{value!r} is not a subnet id like 'subnet-0123abcd'")
+        return value
 
 
 class AwsEnvironment(pulumi.ComponentResource):
@@ -80,6 +114,11 @@ class AwsEnvironment(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        self._rules(name, ssh_allowed_cidr)
+        self.register_outputs({"ami_id": self.ami_id, "security_group": self.security_group.id})
+
+    def _rules(self, name: str, ssh_allowed_cidr: str) -> None:
+        """SSH in from the one CIDR; everything out (packages, images, featurecloud.ai)."""
         in_sg = pulumi.ResourceOptions(parent=self.security_group)
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-ssh-in",
@@ -91,7 +130,6 @@ class AwsEnvironment(pulumi.ComponentResource):
             description="SSH for pulumi and the fedstack runner",
             opts=in_sg,
         )
-        # hosts fetch packages, images and talk to featurecloud.ai
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-all-out",
             security_group_id=self.security_group.id,
@@ -100,7 +138,6 @@ class AwsEnvironment(pulumi.ComponentResource):
             description="outbound: packages, container images, featurecloud.ai",
             opts=in_sg,
         )
-        self.register_outputs({"ami_id": self.ami_id, "security_group": self.security_group.id})
 
 
 class AwsSite(pulumi.ComponentResource):
@@ -123,9 +160,33 @@ class AwsSite(pulumi.ComponentResource):
     ) -> None:
         super().__init__(SITE_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-
         host_key = tls.PrivateKey(f"{name}-host-key", algorithm="ED25519", opts=child)
         self.host_public_key = host_key.public_key_openssh.apply(lambda k: k.strip())
+        instance = self._instance(name, placement, stack, environment, host_key)
+        self.address = instance.public_ip
+        self.provisioner = Provisioner(
+            f"{name}-host",
+            HostAccess(
+                address=self.address,
+                port=22,
+                user=login_user,
+                private_key=login_private_key,
+                host_key=self.host_public_key,
+            ),
+            plan,
+            opts=child,
+        )
+        self.register_outputs({"address": self.address, "host_public_key": self.host_public_key})
+
+    def _instance(
+        self,
+        name: str,
+        placement: AwsPlacement,
+        stack: str,
+        environment: AwsEnvironment,
+        host_key: tls.PrivateKey,
+    ) -> aws.ec2.Instance:
+        """The instance, whose user-data installs its host key (so user-data is secret)."""
 
         def render(keys: list[str]) -> str:
             return render_user_data(
@@ -136,7 +197,7 @@ class AwsSite(pulumi.ComponentResource):
             host_key.private_key_openssh, host_key.public_key_openssh
         ).apply(render)
         user_data: pulumi.Output[str] = pulumi.Output.secret(rendered)
-        instance = aws.ec2.Instance(
+        return aws.ec2.Instance(
             f"{name}-vm",
             ami=environment.ami_id,
             instance_type=placement.instance_type,
@@ -151,20 +212,75 @@ class AwsSite(pulumi.ComponentResource):
             ),
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(http_tokens="required"),
             tags={"Name": f"fedstack-{stack}-{name}", "fedstack:stack": stack},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        self.address = instance.public_ip
 
-        self.provisioner = Provisioner(
-            f"{name}-host",
-            HostAccess(
-                address=self.address,
-                port=22,
-                user=login_user,
-                private_key=login_private_key,
-                host_key=self.host_public_key,
-            ),
-            plan,
-            opts=child,
+
+class AwsStack(Protocol):
+    """What this backend reads of the stack settings."""
+
+    @property
+    def aws_user(self) -> str: ...
+
+    @property
+    def aws_region(self) -> str: ...
+
+    @property
+    def ssh_allowed_cidr(self) -> str | None: ...
+
+
+class AwsBackend(Backend[AwsPlacement]):
+    """One provider (explicit region) and one environment for every instance."""
+
+    name = "aws"
+    placement = AwsPlacement
+    summary = "{instance_type, subnet, disk}"
+
+    def check(self, placed: Sequence[tuple[str, AwsPlacement]]) -> None:
+        if len({p.subnet is None for _, p in placed}) > 1:
+            raise ValueError(
+                "aws sites share one security group, so either all give aws.subnet (in one VPC) "
+                "or none does (the default VPC)"
+            )
+
+    def declare(self, deploy: Deployment, sites: Sequence[Placed[AwsPlacement]]) -> list[Host]:
+        settings: AwsStack = deploy.settings
+        if settings.ssh_allowed_cidr is None:  # load_settings refuses such a stack
+            raise ValueError("aws sites need sshAllowedCidr")
+        key = deploy.the_login()
+        provider = aws.Provider(
+            "aws", region=settings.aws_region, opts=pulumi.ResourceOptions(parent=deploy.parent)
         )
-        self.register_outputs({"address": self.address, "host_public_key": self.host_public_key})
+        in_aws = deploy.providers(provider)
+        environment = AwsEnvironment(
+            "aws-env",
+            stack=deploy.stack,
+            provider=provider,
+            login_public_key=key.public_key,
+            ssh_allowed_cidr=settings.ssh_allowed_cidr,
+            subnet=sites[0].placement.subnet,
+            opts=in_aws,
+        )
+        hosts: list[Host] = []
+        for site in sites:
+            instance = AwsSite(
+                site.name,
+                site.placement,
+                stack=deploy.stack,
+                environment=environment,
+                login_user=settings.aws_user,
+                login_private_key=key.private_key,
+                plan=site.plan,
+                opts=in_aws,
+            )
+            hosts.append(
+                Host(
+                    name=site.name,
+                    address=instance.address,
+                    host_key=instance.host_public_key,
+                    port=22,
+                    user=settings.aws_user,
+                    private_key=key.private_key,
+                )
+            )
+        return hosts
