@@ -17,11 +17,12 @@ from runner.sites.base import (
     CommandFailed,
     CommandTimeout,
     SiteConnection,
-    TransportError,
-    open_site,
+    SiteError,
 )
-from runner.sites.emulated import controller_spec, pid_file
+from runner.sites.emulated import controller_spec
 from runner.sites.local import LocalSite
+from runner.sites.registry import open_site
+from runner.sites.shell import emulator_pid_file as pid_file
 from tests.runner.transport_helpers import (
     HTTP_SERVER_STOP,
     free_port,
@@ -87,7 +88,7 @@ async def test_write_file_mode_is_atomic(tmp_path: Path) -> None:
     target = tmp_path / "site" / "data" / "site_info.json"
     async with LocalSite(local_site(tmp_path)) as site:
         await site.write_file(str(target), '{"id": 1}', mode=0o600)
-        with pytest.raises(TransportError) as caught:
+        with pytest.raises(SiteError) as caught:
             await site.write_file("/proc/version/x", "no")
         assert str(caught.value).startswith("site here: writing /proc/version/x failed")
     assert target.read_text() == '{"id": 1}'

@@ -23,9 +23,9 @@ from runner.sites.base import (
     ConnectFailed,
     HostKeyMismatch,
     NotConnected,
-    TransportError,
-    open_site,
+    SiteError,
 )
+from runner.sites.registry import open_site
 from runner.sites.ssh import SshSite
 from tests.runner.transport_helpers import (
     HTTP_SERVER_STOP,
@@ -127,7 +127,7 @@ async def test_write_file_sets_mode_and_leaves_no_temporary(pair: list[NetnsHost
         await site.write_file(target, '{"id": 1}', mode=0o600)
         await site.write_file(target, b'{"id": 2}', mode=0o600)
         stat = await site.run(f"stat -c %a {target}; ls -A {host.workdir}/data/sub", timeout=5)
-        with pytest.raises(TransportError) as caught:
+        with pytest.raises(SiteError) as caught:
             await site.write_file("/proc/version/x", "no")
         assert str(caught.value).startswith("site beta: writing /proc/version/x on root@")
     assert stat.stdout.split() == ["600", "site_info.json"]
@@ -251,7 +251,7 @@ async def test_host_dying_mid_run_is_an_error_and_a_reconnect_works(netns_hosts)
         assert (await site.run("true", timeout=5)).ok
         host.kill()
         started = time.monotonic()
-        with pytest.raises(TransportError) as caught:
+        with pytest.raises(SiteError) as caught:
             await site.run("sleep 60", timeout=10)
         assert time.monotonic() - started < 10
         assert "site alpha" in str(caught.value)
