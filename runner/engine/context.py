@@ -1,9 +1,10 @@
 """What every phase of a run shares: the state, the clients, the barriers, and how a phase is kept.
 
-The run is a pipeline per site (runner.engine.site) and one for the project
-(runner.engine.project), with three barriers where the platform needs every site at once. Both
-pipelines work on one `RunContext`, so a phase is a plain function of it: it times itself with
-`phase()`, checkpoints what it changed through the saver, and waits for a barrier with `until()`.
+The run is a pipeline per site (runner.engine.site_phases) and one for the project
+(runner.engine.project_phases), with three barriers where the platform needs every site at
+once. Both pipelines work on one `RunContext`, so a phase is a plain function of it: it times
+itself with `phase()`, checkpoints what it changed through the saver, and waits for a barrier
+with `until()`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Drive one workflow across the federation, every site in parallel, resumably.
 
-The run is a pipeline per site (runner.engine.site: connect, controller, join, upload,
-finalize, collect, stop) and one for the project (runner.engine.project), with three barriers
+The run is a pipeline per site (runner.engine.site_phases: connect, controller, join, upload,
+finalize, collect, stop) and one for the project (runner.engine.project_phases), with three barriers
 where the platform needs every site at once: the coordinator may only `prepare` when every
 participant has joined, the project only runs when every site has finalized, and results exist
 only once it ended.
@@ -25,8 +25,8 @@ from fcapi.stats import RequestStats
 from fedinfra.inventory import Inventory
 from runner.engine.checkpoint import RunState
 from runner.engine.context import RunContext, RunOptions
-from runner.engine.project import project_pipeline
-from runner.engine.site import site_pipeline
+from runner.engine.project_phases import project_pipeline
+from runner.engine.site_phases import site_pipeline
 from runner.outputs.progress import Progress
 from runner.plan.workflow import Workflow
 

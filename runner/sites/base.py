@@ -1,7 +1,7 @@
 """How the runner reaches a site: the interface, its errors, and what every transport shares.
 
 The runner's phases only ever see `SiteConnection`, so a site on a VM, a partner's server or a
-directory on this machine are driven by the same code. `ShellSite` does what is the same for
+directory on this machine are driven by the same code. `ShellConnection` does what is the same for
 every transport on top of its own `run` (start and stop the controller, have the host upload its
 own file), with the shell lines of runner.sites.shell; an implementation adds how a command
 reaches the host, how a file is written there and where the controller answers.
@@ -113,7 +113,7 @@ class SiteConnection(Protocol):
     async def close(self) -> None: ...
 
 
-class ShellSite(ABC):
+class ShellConnection(ABC):
     """What every transport does the same way on top of its own `run`.
 
     Starting and stopping the controller and having the host stream its own file to its

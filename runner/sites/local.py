@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fcapi.files import write_atomic
-from runner.sites.base import CommandResult, CommandTimeout, ShellSite, SiteError
+from runner.sites.base import CommandResult, CommandTimeout, ShellConnection, SiteError
 
 #: how long to wait for a killed process group to be reaped before giving up on it
 REAP_TIMEOUT = 5.0
@@ -43,7 +43,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-class LocalSite(ShellSite):
+class LocalConnection(ShellConnection):
     """Sites as local processes: `run` is a subprocess in its own process group."""
 
     #: the host upload program runs under this machine's python, as on a host under its own

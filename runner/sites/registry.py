@@ -2,19 +2,19 @@
 
 A module of its own, apart from runner.sites.base, so that the implementations import the base
 and this imports them, with no import the other way round. A new transport is one module
-deriving from `ShellSite` and one line here (and its name in `SiteEntry.transport`).
+deriving from `ShellConnection` and one line here (and its name in `SiteEntry.transport`).
 """
 
 from __future__ import annotations
 
 from fedinfra.inventory import SiteEntry
-from runner.sites.base import CONNECT_TIMEOUT, ShellSite, SiteConnection
-from runner.sites.local import LocalSite
-from runner.sites.ssh import SshSite
+from runner.sites.base import CONNECT_TIMEOUT, ShellConnection, SiteConnection
+from runner.sites.local import LocalConnection
+from runner.sites.ssh import SshConnection
 
-TRANSPORTS: dict[str, type[ShellSite]] = {
-    "ssh": SshSite,
-    "local": LocalSite,
+TRANSPORTS: dict[str, type[ShellConnection]] = {
+    "ssh": SshConnection,
+    "local": LocalConnection,
 }
 
 

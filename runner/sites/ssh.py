@@ -28,7 +28,7 @@ from runner.sites.base import (
     ConnectFailed,
     HostKeyMismatch,
     NotConnected,
-    ShellSite,
+    ShellConnection,
     SiteError,
 )
 
@@ -85,7 +85,7 @@ def _pinned_keys(access: SshAccess) -> list[asyncssh.SSHKey]:
     return [asyncssh.import_public_key(line) for line in access.host_keys]
 
 
-class SshSite(ShellSite):
+class SshConnection(ShellConnection):
     """One site over one SSH connection; forwards are made once per controller port and reused."""
 
     def __init__(self, site: SiteEntry, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
