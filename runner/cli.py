@@ -62,12 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def stack_workflow(stack: str, project_dir: Path) -> Path | None:
-    """The workflow the stack config names (`fedstack:workflow` in Pulumi.<stack>.yaml)."""
-    import yaml
+    """The workflow the stack config names (`fedstack:workflow` in Pulumi.<stack>.yaml).
 
+    PyYAML comes with the `infra` extra, so it is imported only when there is a file to read.
+    """
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         return None
+    try:
+        import yaml
+    except ImportError:
+        raise BadInput(
+            f"reading the workflow from {path} needs PyYAML (pip install 'fedstack[infra]'); "
+            "or give --workflow FILE"
+        ) from None
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return workflow_path_from_config(data.get("config") or {}, project_dir)
 

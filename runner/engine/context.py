@@ -126,7 +126,7 @@ class RunContext:
             self.progress.phase(site, name, "failed", "interrupted")
             raise
         except Exception as exc:
-            message = one_line(exc)
+            message = failure_line(exc)
             self.state.finish_phase(site, name, "failed", message)
             self.progress.phase(site, name, "failed", message)
             self.saver.mark()
@@ -151,7 +151,7 @@ class RunContext:
         return what if what.startswith(f"site {where}") else f"{where} failed: {what}"
 
     def fail(self, site: str, exc: BaseException) -> None:
-        self.failures.setdefault(site, one_line(exc))
+        self.failures.setdefault(site, failure_line(exc))
         self.abort.set()
 
     async def until(self, event: asyncio.Event, what: str) -> None:
@@ -190,7 +190,7 @@ class RunContext:
             self.uploads_done.set()
 
 
-def one_line(exc: BaseException) -> str:
+def failure_line(exc: BaseException) -> str:
     """An exception as the one line a user reads: its message, whitespace folded.
 
     The runner's own run and site errors and fcapi's already read as a sentence naming the

@@ -16,7 +16,7 @@ from fcapi.models import Project
 from fcapi.status import TERMINAL
 from fcapi.website import WebsiteClient
 from runner.engine.checkpoint import project_name, utcnow
-from runner.engine.context import RunContext, SiteRun, one_line
+from runner.engine.context import RunContext, SiteRun, failure_line
 from runner.engine.liveness import first_of, watch_controllers
 from runner.errors import RunFailed
 
@@ -39,7 +39,7 @@ async def project_pipeline(run: RunContext) -> None:
             ) from None
         await watch(run)
     except Exception as exc:
-        run.failures.setdefault("project", one_line(exc))
+        run.failures.setdefault("project", failure_line(exc))
         run.abort.set()
     finally:
         run.finished.set()

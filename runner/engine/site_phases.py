@@ -19,7 +19,7 @@ from fcapi.files import sha256_file
 from fcapi.website import WebsiteClient
 from runner.collect.download import NoResults, collect_site
 from runner.engine.checkpoint import CollectedFile, UploadedFile
-from runner.engine.context import RAN, RunContext, SiteRun, one_line
+from runner.engine.context import RAN, RunContext, SiteRun, failure_line
 from runner.errors import RunFailed
 from runner.plan.workflow import CONFIG_NAME
 from runner.sites import shell
@@ -54,12 +54,12 @@ async def site_pipeline(run: RunContext, site: SiteRun) -> None:
             async with asyncio.timeout(COLLECT_DEADLINE):
                 await collect(run, site)
         except Exception as exc:
-            run.failures.setdefault(name, one_line(exc) or "collect: deadline passed")
+            run.failures.setdefault(name, failure_line(exc) or "collect: deadline passed")
     try:
         async with asyncio.timeout(STOP_DEADLINE):
             await stop(run, site)
     except Exception as exc:
-        run.failures.setdefault(name, one_line(exc) or "stop: deadline passed")
+        run.failures.setdefault(name, failure_line(exc) or "stop: deadline passed")
 
 
 async def _until_finalized(run: RunContext, site: SiteRun) -> None:

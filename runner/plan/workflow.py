@@ -211,7 +211,7 @@ def _where(source: Path, loc: tuple[int | str, ...]) -> str:
     return f"{source}: {site}field {field}"
 
 
-def _one_line(source: Path, exc: ValidationError) -> WorkflowError:
+def _invalid(source: Path, exc: ValidationError) -> WorkflowError:
     problem = first_problem(exc)
     if problem.kind == "extra_forbidden":
         return WorkflowError(f"{_where(source, problem.loc)}: {_unknown_key(problem.loc)}")
@@ -244,7 +244,7 @@ def read_spec(path: Path) -> WorkflowSpec:
     try:
         return WorkflowSpec.model_validate(data)
     except ValidationError as exc:
-        raise _one_line(path, exc) from None
+        raise _invalid(path, exc) from None
 
 
 def _local_file(source: Path, site: str, field: str, ref: FileRef) -> LocalFile:
