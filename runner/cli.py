@@ -1,8 +1,8 @@
-"""`python -m runner`: read the inventory and the workflow, run it, write the outputs.
+"""`python -m runner`: argv to runner.api, and the outcome to one line and an exit code.
 
-A real run and the demo go through `execute`, so the demo proves the code path a researcher
-relies on. Every failure the user can act on is one line on stderr and a non-zero exit code;
-Ctrl-C stops cleanly, keeps the checkpoint and says how to resume.
+A real run and the demo go through `runner.api.execute`, so the demo proves the code path a
+researcher relies on. Every failure the user can act on is a `RunnerError`: one line on stderr
+and its kind's exit code; Ctrl-C stops cleanly, keeps the checkpoint and says how to resume.
 """
 
 from __future__ import annotations
@@ -13,53 +13,15 @@ import json
 import os
 import shlex
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from fcapi import DEFAULT_WEBSITE_URL
-from fcapi.errors import ExitCode
-from fcapi.files import write_atomic
-from fedinfra.inventory import Inventory
-from runner.engine.checkpoint import (
-    CheckpointError,
-    inventory_digest,
-    list_runs,
-    new_run_id,
-    new_state,
-    resume_state,
-)
-from runner.engine.orchestrate import Orchestrator, RunOptions
-from runner.outputs.progress import make_progress
-from runner.outputs.writers import write_outputs
-from runner.plan.credentials import MissingPasswords, passwords_for_run
-from runner.plan.inventory_source import InventorySourceError, load_inventory
-from runner.plan.workflow import Workflow, WorkflowError, load_workflow, workflow_path_from_config
-
-#: exit codes beyond fcapi's: the run itself failed at one or more sites
-EXIT_SITES_FAILED = 11
-EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """Arguments that cannot work together; one line."""
-
-
-class RunInterrupted(Exception):
-    """Ctrl-C during a run: its state is saved and it can be resumed."""
-
-    def __init__(self, run_id: str, run_dir: Path) -> None:
-        super().__init__(run_id)
-        self.run_id = run_id
-        self.run_dir = run_dir
-
-
-@dataclass
-class Outcome:
-    code: int
-    run_dir: Path
-    summary: dict[str, object]
+from runner.api import Outcome, execute
+from runner.demo import DEFAULT_OUTDIR, run_demo
+from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerError
+from runner.plan.credentials import passwords_for_run
+from runner.plan.inventory_source import load_inventory
+from runner.plan.workflow import load_workflow, workflow_path_from_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,82 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def stack_workflow(stack: str, project_dir: Path) -> Path | None:
-    """The workflow the stack config names (`fedstack:workflow` in Pulumi.<stack>.yaml)."""
-    import yaml
+    """The workflow the stack config names (`fedstack:workflow` in Pulumi.<stack>.yaml).
 
+    PyYAML comes with the `infra` extra, so it is imported only when there is a file to read.
+    """
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         return None
+    try:
+        import yaml
+    except ImportError:
+        raise BadInput(
+            f"reading the workflow from {path} needs PyYAML (pip install 'fedstack[infra]'); "
+            "or give --workflow FILE"
+        ) from None
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return workflow_path_from_config(data.get("config") or {}, project_dir)
-
-
-async def execute(
-    inventory: Inventory,
-    workflow: Workflow,
-    passwords: dict[str, SecretStr],
-    *,
-    website_url: str,
-    resume: str | None = None,
-    keep_controllers: bool = False,
-    json_output: bool = False,
-    rate: float = 3.0,
-) -> Outcome:
-    """Run (or resume) the workflow and write every output; the exit code says how it went."""
-    inv_digest = inventory_digest(inventory)
-    if resume is not None:
-        state = resume_state(
-            workflow.outdir,
-            resume,
-            workflow_digest=workflow.digest,
-            inventory_digest=inv_digest,
-        )
-    else:
-        state = new_state(
-            new_run_id(),
-            workflow_digest=workflow.digest,
-            inventory_digest=inv_digest,
-            sites=[s.name for s in inventory.sites],
-            app=workflow.app,
-            project_id=workflow.project_id if workflow.project_id else None,
-        )
-        if workflow.project_id is not None:
-            state.project_id = None  # a reused project is (re)checked by the run itself
-    run_dir = workflow.outdir / state.run_id
-    await asyncio.to_thread(keep_inputs, run_dir, inventory, workflow)
-    progress = make_progress(sys.stderr, json_mode=json_output)
-    progress.start(state.run_id, [s.name for s in inventory.sites], run_dir)
-    orchestrator = Orchestrator(
-        inventory,
-        workflow,
-        passwords,
-        state,
-        RunOptions(website_url=website_url, keep_controllers=keep_controllers, rate=rate),
-        progress,
-    )
-    try:
-        result = await orchestrator.run()
-    except asyncio.CancelledError:
-        raise RunInterrupted(state.run_id, run_dir) from None
-    finally:
-        progress.close()
-    summary = await asyncio.to_thread(write_outputs, result, inventory, workflow, run_dir)
-    code = ExitCode.OK if result.ok else EXIT_SITES_FAILED
-    if result.project is not None and result.project.status in ("error", "failed"):
-        code = ExitCode.PROJECT_FAILED
-    return Outcome(code=int(code), run_dir=run_dir, summary=summary)
-
-
-def keep_inputs(run_dir: Path, inventory: Inventory, workflow: Workflow) -> None:
-    """The workflow file and the inventory (secrets masked) the run used, beside its results.
-
-    A result is only as trustworthy as the record of what produced it; the workflow file may
-    change or vanish after the run.
-    """
-    inputs = run_dir / "inputs"
-    write_atomic(inputs / "workflow.toml", workflow.source.read_bytes())
-    inventory_text = json.dumps(inventory.to_json_dict(reveal_secrets=False), indent=2)
-    write_atomic(inputs / "inventory.json", inventory_text + "\n")
 
 
 def print_outcome(outcome: Outcome, json_output: bool) -> None:
@@ -194,7 +96,7 @@ def print_outcome(outcome: Outcome, json_output: bool) -> None:
 
 async def run_main(args: argparse.Namespace) -> int:
     if args.stack is None and args.inventory is None:
-        raise UsageError("give --stack NAME (a Pulumi stack) or --inventory FILE")
+        raise BadInput("give --stack NAME (a Pulumi stack) or --inventory FILE")
     inventory = await asyncio.to_thread(
         load_inventory,
         stack=args.stack,
@@ -205,7 +107,7 @@ async def run_main(args: argparse.Namespace) -> int:
     if workflow_file is None and args.stack is not None:
         workflow_file = stack_workflow(args.stack, args.project_dir)
     if workflow_file is None:
-        raise UsageError(
+        raise BadInput(
             "no workflow: give --workflow FILE or set fedstack:workflow in the stack config"
         )
     workflow = load_workflow(workflow_file, inventory)
@@ -235,14 +137,30 @@ def resume_command(argv: list[str] | None, stop: RunInterrupted) -> str:
     return " ".join(["python -m runner", *map(shlex.quote, words), "--resume", stop.run_id])
 
 
+async def demo_main(args: argparse.Namespace) -> int:
+    """`--demo`: the embedded federation; says the mean the sites agree on, or that they do not."""
+    outdir = args.outdir if args.outdir is not None else DEFAULT_OUTDIR
+    outcome, means = await run_demo(
+        args.sites, outdir, json_output=args.json, keep_sites=args.keep_controllers
+    )
+    if args.json:
+        outcome.summary["means"] = means
+        print_outcome(outcome, True)
+        return outcome.code
+    print_outcome(outcome, False)
+    values = sorted(set(means.values()))
+    if len(values) == 1 and len(means) == args.sites:
+        print(f"mean of the {args.sites} sites, computed by the emulated federation: {values[0]}")
+    else:
+        print(f"the sites disagree or some have no result: {means}")
+        return outcome.code or 1
+    return outcome.code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.demo:
-            from runner.demo import demo_main
-
-            return asyncio.run(demo_main(args))
-        return asyncio.run(run_main(args))
+        return asyncio.run(demo_main(args) if args.demo else run_main(args))
     except RunInterrupted as stop:
         if args.demo:
             print("runner: demo interrupted; its controllers were stopped", file=sys.stderr)
@@ -256,15 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("runner: interrupted before the run started; nothing to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (
-        UsageError,
-        InventorySourceError,
-        WorkflowError,
-        MissingPasswords,
-        CheckpointError,
-    ) as exc:
+    except RunnerError as exc:
         print(f"runner: {exc}", file=sys.stderr)
-        return int(ExitCode.USAGE)
-
-
-__all__ = ["execute", "list_runs", "main"]
+        return exc.exit_code

@@ -2,13 +2,12 @@
 
 The platform is fcapi's emulator on loopback, accounts are made through its API (no seeding),
 and the sites are local directories with a controller process each. Everything after that is
-`runner.cli.execute`, exactly as for a run on VMs, so the demo is also the smoke test of
+`runner.api.execute`, exactly as for a run on VMs, so the demo is also the smoke test of
 what a researcher relies on.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -27,8 +26,9 @@ from pydantic import SecretStr
 from fcapi.files import write_atomic
 from fcapi.website import WebsiteClient
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
-from runner.cli import Outcome, RunInterrupted, UsageError, execute, print_outcome
+from runner.api import Outcome, execute
 from runner.demo_data import MEAN_CONFIG_YML, site_csv
+from runner.errors import BadInput, RunInterrupted
 from runner.plan.workflow import load_workflow
 from runner.sites.emulated import controller_spec
 
@@ -196,7 +196,7 @@ async def run_demo(
     sites: int, outdir: Path, *, json_output: bool = False, keep_sites: bool = False
 ) -> tuple[Outcome, dict[str, str]]:
     if not 1 <= sites <= MAX_SITES:
-        raise UsageError(f"--sites must be between 1 and {MAX_SITES}, got {sites}")
+        raise BadInput(f"--sites must be between 1 and {MAX_SITES}, got {sites}")
     outdir = await asyncio.to_thread(prepare_outdir, outdir)
     sites_dir = Path(tempfile.mkdtemp(dir=outdir, prefix=".demo-sites-"))
     try:
@@ -230,22 +230,3 @@ def stop_controllers(sites_dir: Path) -> None:
         subprocess.run(
             ["sh", "-c", site.controller.stop_command], timeout=30, check=False, capture_output=True
         )
-
-
-async def demo_main(args: argparse.Namespace) -> int:
-    outdir = args.outdir if args.outdir is not None else DEFAULT_OUTDIR
-    outcome, means = await run_demo(
-        args.sites, outdir, json_output=args.json, keep_sites=args.keep_controllers
-    )
-    if args.json:
-        outcome.summary["means"] = means
-        print_outcome(outcome, True)
-        return outcome.code
-    print_outcome(outcome, False)
-    values = sorted(set(means.values()))
-    if len(values) == 1 and len(means) == args.sites:
-        print(f"mean of the {args.sites} sites, computed by the emulated federation: {values[0]}")
-    else:
-        print(f"the sites disagree or some have no result: {means}")
-        return outcome.code or 1
-    return outcome.code

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fcapi.models import ProjectRun
 from runner.engine.checkpoint import CollectedFile
+from runner.errors import RunnerError
 
 #: generous for FeatureCloud's outputs, small enough that a zip bomb cannot fill the disk
 MAX_MEMBERS = 10_000
@@ -38,7 +39,7 @@ MAX_RATIO = 200  # uncompressed / compressed, for members over 1 MiB
 _CHUNK = 1 << 20
 
 
-class UnsafeArchive(Exception):
+class UnsafeArchive(RunnerError):
     """A result zip that was refused; one line naming the zip and the member."""
 
 

@@ -32,6 +32,8 @@ from pydantic import (
 
 from fcapi.files import write_atomic
 from fedinfra.inventory import Inventory
+from fedinfra.problems import Problem, one_line
+from runner.errors import BadInput
 
 STATE_VERSION = 1
 STATE_FILE = "state.json"
@@ -57,7 +59,7 @@ PHASE_ORDER: tuple[str, ...] = (
 )
 
 
-class CheckpointError(Exception):
+class CheckpointError(BadInput):
     """A state file that cannot be used; the message is one line for the CLI."""
 
 
@@ -264,9 +266,15 @@ def state_snapshot(state: RunState, now: datetime | None = None) -> str:
     return dump_state(state)
 
 
+def write_state(path: Path, text: str) -> None:
+    """The one way the state file is written: atomically, 0600 (it holds project tokens)."""
+    write_atomic(path, text, mode=0o600)
+
+
 def save_state(state: RunState, outdir: Path, now: datetime | None = None) -> Path:
+    """Stamp and write the state at once, outside a run (a run writes through its Saver)."""
     path = state_path(outdir, state.run_id)
-    write_atomic(path, state_snapshot(state, now), mode=0o600)
+    write_state(path, state_snapshot(state, now))
     return path
 
 
@@ -285,12 +293,15 @@ def load_state(outdir: Path, run_id: str) -> RunState:
     try:
         state = RunState.model_validate_json(text)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "top level"
-        raise CheckpointError(f"{path} is damaged: {where}: {first['msg']}") from None
+        line = one_line(exc, lambda p: _damaged(path, p), count_more=False)
+        raise CheckpointError(line) from None
     if state.run_id != run_id:
         raise CheckpointError(f"{path} belongs to run {state.run_id}, not {run_id}")
     return state
+
+
+def _damaged(path: Path, problem: Problem) -> str:
+    return f"{path} is damaged: {'.'.join(str(p) for p in problem.loc) or 'top level'}"
 
 
 def resume_state(

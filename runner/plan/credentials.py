@@ -17,11 +17,12 @@ from pydantic import SecretStr
 
 from fcapi.credentials import load_passwords, looked_in
 from fedinfra.inventory import Inventory
+from runner.errors import BadInput
 
 STACK_SOURCE = "the stack's secret config (inventory credentials)"
 
 
-class MissingPasswords(Exception):
+class MissingPasswords(BadInput):
     """Users without a password; the message is one line naming them and where we looked."""
 
     def __init__(self, users: list[str], places: list[str]) -> None:

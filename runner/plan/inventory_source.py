@@ -22,12 +22,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from fedinfra.inventory import Inventory
+from fedinfra.problems import Problem, one_line
+from runner.errors import BadInput
 
 OUTPUT_NAME = "inventory"
 DEFAULT_TIMEOUT = 60.0
 
 
-class InventorySourceError(Exception):
+class InventorySourceError(BadInput):
     """The inventory cannot be had; the message is one line for the CLI."""
 
 
@@ -61,7 +63,8 @@ def read_stack_output(stack: str, work_dir: Path | None, timeout: float) -> Any:
         outputs = _automation_outputs(stack, work_dir, timeout)
     except InventorySourceError:
         raise
-    except Exception:  # any Automation API failure: the CLI may still answer
+    except Exception:  # no Pulumi SDK (ImportError), or any Automation API failure: the CLI
+        # reads the same output
         outputs = _cli_outputs(stack, work_dir, timeout)
     if OUTPUT_NAME not in outputs:
         names = ", ".join(sorted(outputs)) or "none"
@@ -73,7 +76,11 @@ def read_stack_output(stack: str, work_dir: Path | None, timeout: float) -> Any:
 
 
 def _automation_outputs(stack: str, work_dir: Path | None, timeout: float) -> dict[str, Any]:
-    """`select_stack(...).outputs()`, bounded by `timeout` (it has no timeout of its own)."""
+    """`select_stack(...).outputs()`, bounded by `timeout` (it has no timeout of its own).
+
+    The SDK is imported here, not at the top: a runner-only install has no Pulumi SDK (it is
+    the `infra` extra), and one that has it should not pay its import for `--inventory FILE`.
+    """
     import pulumi.automation as auto
 
     def outputs() -> dict[str, Any]:
@@ -155,21 +162,22 @@ def parse_inventory(data: Any, where: str) -> Inventory:
     try:
         return Inventory.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = list(error["loc"])
-        field = ""
-        for i, part in enumerate(loc):
-            if isinstance(part, int):
-                if i > 0 and loc[i - 1] == "sites" and isinstance(data, dict):
-                    field += f"[{part}]" + _site_label(data, part)
-                else:
-                    field += f"[{part}]"
+        raise InventorySourceError(one_line(exc, lambda p: _field(p, data, where))) from None
+
+
+def _field(problem: Problem, data: Any, where: str) -> str:
+    """`<where>: inventory field sites[1](beta).ssh.port`: a site's index with its name."""
+    loc = problem.loc
+    field = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            if i > 0 and loc[i - 1] == "sites" and isinstance(data, dict):
+                field += f"[{part}]" + _site_label(data, part)
             else:
-                field += ("." if field else "") + str(part)
-        msg = str(error["msg"]).removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        at = f"{where}: inventory field {field}" if field else f"{where}: inventory"
-        raise InventorySourceError(f"{at}: {msg}{more}") from None
+                field += f"[{part}]"
+        else:
+            field += ("." if field else "") + str(part)
+    return f"{where}: inventory field {field}" if field else f"{where}: inventory"
 
 
 def _site_label(data: dict[str, Any], index: int) -> str:

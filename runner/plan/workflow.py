@@ -38,7 +38,9 @@ from pydantic import (
 )
 
 from fedinfra.inventory import Inventory
+from fedinfra.problems import first_problem, one_line
 from runner.engine.checkpoint import digest_json
+from runner.errors import BadInput
 
 #: the stack config key naming the default workflow file
 STACK_CONFIG_KEY = "fedstack:workflow"
@@ -49,7 +51,7 @@ _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
-class WorkflowError(ValueError):
+class WorkflowError(BadInput):
     """A workflow file that cannot be run; one line, naming the file, the site and the field."""
 
 
@@ -209,16 +211,20 @@ def _where(source: Path, loc: tuple[int | str, ...]) -> str:
     return f"{source}: {site}field {field}"
 
 
-def _one_line(source: Path, exc: ValidationError) -> WorkflowError:
-    error = exc.errors()[0]
-    msg = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        msg = "unknown key (known: app, project_id, config, deadline, outdir, sites)"
-        if len(error["loc"]) >= 3:
-            msg = "unknown key (known: files, host_files)"
-        if len(error["loc"]) >= 5:
-            msg = "unknown key (known: path, as)"
-    return WorkflowError(f"{_where(source, tuple(error['loc']))}: {msg}")
+def _invalid(source: Path, exc: ValidationError) -> WorkflowError:
+    problem = first_problem(exc)
+    if problem.kind == "extra_forbidden":
+        return WorkflowError(f"{_where(source, problem.loc)}: {_unknown_key(problem.loc)}")
+    return WorkflowError(one_line(exc, lambda p: _where(source, p.loc), count_more=False))
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    """Which keys the level of the unknown one knows: the top, a site, or a file entry."""
+    if len(loc) >= 5:
+        return "unknown key (known: path, as)"
+    if len(loc) >= 3:
+        return "unknown key (known: files, host_files)"
+    return "unknown key (known: app, project_id, config, deadline, outdir, sites)"
 
 
 def read_spec(path: Path) -> WorkflowSpec:
@@ -238,7 +244,7 @@ def read_spec(path: Path) -> WorkflowSpec:
     try:
         return WorkflowSpec.model_validate(data)
     except ValidationError as exc:
-        raise _one_line(path, exc) from None
+        raise _invalid(path, exc) from None
 
 
 def _local_file(source: Path, site: str, field: str, ref: FileRef) -> LocalFile:
@@ -257,6 +263,36 @@ def _local_file(source: Path, site: str, field: str, ref: FileRef) -> LocalFile:
 
 def check_against(spec: WorkflowSpec, inventory: Inventory, source: Path) -> Workflow:
     """Check the spec against the inventory and the local disk; resolve every path."""
+    coordinator = _check_sites(spec, inventory, source)
+    plans: dict[str, SitePlan] = {}
+    for entry in inventory.sites:
+        files = spec.sites[entry.name]
+        local = [
+            _local_file(source, entry.name, f"files[{i}]", ref) for i, ref in enumerate(files.files)
+        ]
+        host = [HostFile(path=ref.path, name=ref.target) for ref in files.host_files]
+        plans[entry.name] = SitePlan(
+            site=entry.name,
+            fc_user=entry.fc_user,
+            coordinator=entry.role == "coordinator",
+            local=local,
+            host=host,
+        )
+    return Workflow(
+        source=source,
+        app=spec.app,
+        project_id=spec.project_id,
+        config=_config_file(spec, source),
+        deadline_seconds=spec.deadline,
+        outdir=_outdir(spec, source),
+        coordinator=coordinator,
+        sites=plans,
+        digest=workflow_digest(spec),
+    )
+
+
+def _check_sites(spec: WorkflowSpec, inventory: Inventory, source: Path) -> str:
+    """Every site of the inventory named, no other; the coordinator's name."""
     known = [s.name for s in inventory.sites]
     unknown = sorted(set(spec.sites) - set(known))
     if unknown:
@@ -276,31 +312,24 @@ def check_against(spec: WorkflowSpec, inventory: Inventory, source: Path) -> Wor
         raise WorkflowError(
             f"{source}: the inventory must have exactly one coordinator, found {len(coordinators)}"
         )
-    config: Path | None = None
-    if spec.config is not None:
-        config_path = Path(spec.config).expanduser()
-        if not config_path.is_absolute():
-            config_path = source.parent / config_path
-        if not config_path.is_file():
-            what = "does not exist" if not config_path.exists() else "is not a regular file"
-            raise WorkflowError(f"{source}: field config: {config_path} {what}")
-        if not os.access(config_path, os.R_OK):
-            raise WorkflowError(f"{source}: field config: {config_path} is not readable")
-        config = config_path.resolve()
-    plans: dict[str, SitePlan] = {}
-    for entry in inventory.sites:
-        files = spec.sites[entry.name]
-        local = [
-            _local_file(source, entry.name, f"files[{i}]", ref) for i, ref in enumerate(files.files)
-        ]
-        host = [HostFile(path=ref.path, name=ref.target) for ref in files.host_files]
-        plans[entry.name] = SitePlan(
-            site=entry.name,
-            fc_user=entry.fc_user,
-            coordinator=entry.role == "coordinator",
-            local=local,
-            host=host,
-        )
+    return coordinators[0]
+
+
+def _config_file(spec: WorkflowSpec, source: Path) -> Path | None:
+    if spec.config is None:
+        return None
+    config_path = Path(spec.config).expanduser()
+    if not config_path.is_absolute():
+        config_path = source.parent / config_path
+    if not config_path.is_file():
+        what = "does not exist" if not config_path.exists() else "is not a regular file"
+        raise WorkflowError(f"{source}: field config: {config_path} {what}")
+    if not os.access(config_path, os.R_OK):
+        raise WorkflowError(f"{source}: field config: {config_path} is not readable")
+    return config_path.resolve()
+
+
+def _outdir(spec: WorkflowSpec, source: Path) -> Path:
     outdir = Path(spec.outdir).expanduser()
     if not outdir.is_absolute():
         outdir = source.parent / outdir
@@ -309,17 +338,7 @@ def check_against(spec: WorkflowSpec, inventory: Inventory, source: Path) -> Wor
     existing = next(p for p in (outdir, *outdir.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise WorkflowError(f"{source}: field outdir: cannot write under {existing}")
-    return Workflow(
-        source=source,
-        app=spec.app,
-        project_id=spec.project_id,
-        config=config,
-        deadline_seconds=spec.deadline,
-        outdir=outdir,
-        coordinator=coordinators[0],
-        sites=plans,
-        digest=workflow_digest(spec),
-    )
+    return outdir
 
 
 def load_workflow(path: Path, inventory: Inventory) -> Workflow:

@@ -12,20 +12,14 @@ import asyncio
 import contextlib
 import functools
 import os
-import secrets
 import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fedinfra.inventory import SiteEntry
-from runner.sites.base import (
-    CommandResult,
-    CommandTimeout,
-    ShellSite,
-    TransportError,
-)
+from fcapi.files import write_atomic
+from runner.sites.base import CommandResult, CommandTimeout, ShellConnection, SiteError
 
 #: how long to wait for a killed process group to be reaped before giving up on it
 REAP_TIMEOUT = 5.0
@@ -49,21 +43,11 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-class LocalSite(ShellSite):
+class LocalConnection(ShellConnection):
     """Sites as local processes: `run` is a subprocess in its own process group."""
 
     #: the host upload program runs under this machine's python, as on a host under its own
     host_python = sys.executable
-
-    def __init__(self, site: SiteEntry) -> None:
-        self.site = site
-
-    async def __aenter__(self) -> LocalSite:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def connect(self) -> None:
         """Nothing to dial; the workdir is made so that later steps can rely on it."""
@@ -112,28 +96,13 @@ class LocalSite(ShellSite):
 
     async def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
         """Write to a temporary name beside the file with its mode, then rename into place."""
-        raw = data.encode() if isinstance(data, str) else data
         try:
-            await asyncio.to_thread(_write_atomic, Path(path), raw, mode)
+            await asyncio.to_thread(write_atomic, Path(path), data, mode)
         except OSError as exc:
-            raise TransportError(self.site.name, f"writing {path} failed: {exc}") from None
+            raise SiteError(self.site.name, f"writing {path} failed: {exc}") from None
 
     async def controller_url(self) -> str:
         return f"http://127.0.0.1:{self.site.controller.port}"
 
     async def close(self) -> None:
         """Nothing is held open between calls."""
-
-
-def _write_atomic(path: Path, raw: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(raw)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

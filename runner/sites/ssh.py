@@ -14,27 +14,28 @@ import contextlib
 import logging
 import posixpath
 import secrets
-import shlex
 import time
 
 import asyncssh
 
+from fcapi.backoff import Backoff, retry
 from fedinfra.inventory import SiteEntry, SshAccess
+from runner.sites import shell
 from runner.sites.base import (
+    CONNECT_TIMEOUT,
     CommandResult,
     CommandTimeout,
     ConnectFailed,
     HostKeyMismatch,
     NotConnected,
-    ShellSite,
-    TransportError,
+    ShellConnection,
+    SiteError,
 )
 
 log = logging.getLogger(__name__)
 
-#: first pause between dial attempts; doubles up to MAX_BACKOFF (a booting host refuses at first)
-FIRST_BACKOFF = 0.1
-MAX_BACKOFF = 2.0
+#: pauses between dial attempts: from 0.1 s, doubling up to 2 s (a booting host refuses at first)
+DIAL_BACKOFF = Backoff(base=0.1, factor=2.0, cap=2.0)
 #: a dead host is noticed within about interval * count seconds even on an idle connection
 KEEPALIVE_INTERVAL = 10.0
 KEEPALIVE_COUNT = 3
@@ -84,28 +85,20 @@ def _pinned_keys(access: SshAccess) -> list[asyncssh.SSHKey]:
     return [asyncssh.import_public_key(line) for line in access.host_keys]
 
 
-class SshSite(ShellSite):
+class SshConnection(ShellConnection):
     """One site over one SSH connection; forwards are made once per controller port and reused."""
 
-    def __init__(self, site: SiteEntry, *, connect_timeout: float = 30.0) -> None:
+    def __init__(self, site: SiteEntry, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         if site.ssh is None:
             raise ValueError(f"site {site.name}: transport ssh needs an ssh block")
-        self.site = site
+        super().__init__(site, connect_timeout=connect_timeout)
         self.access: SshAccess = site.ssh
-        self.connect_timeout = connect_timeout
         self._conn: asyncssh.SSHClientConnection | None = None
         self._forwards: dict[int, asyncssh.SSHListener] = {}
 
     @property
     def _where(self) -> str:
         return f"{self.access.user}@{self.access.address}:{self.access.port}"
-
-    async def __aenter__(self) -> SshSite:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def connect(self) -> None:
         """Dial until the host answers or the connect deadline passes.
@@ -121,44 +114,70 @@ class SshSite(ShellSite):
         client_key = _load_client_key(self.site.name, self.access)
         pinned = _pinned_keys(self.access)
         deadline = time.monotonic() + self.connect_timeout
-        backoff = FIRST_BACKOFF
-        attempt = 0
-        last_error = "no attempt made"
-        while True:
-            attempt += 1
+        attempts = 0
+        last = "no attempt made"
+
+        async def attempt() -> asyncssh.SSHClientConnection:
+            nonlocal attempts, last
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ConnectFailed(
-                    self.site.name,
-                    f"no SSH login at {self._where} within {self.connect_timeout:g} s "
-                    f"({attempt - 1} attempts; last: {last_error})",
-                )
-            client = _PinnedKeyClient()
+            if remaining <= 0:  # the deadline passed during the last pause
+                raise self._gave_up(attempts, last)
+            attempts += 1
             try:
-                self._conn = await self._dial(client, client_key, pinned, remaining)
-                log.debug("site %s: connected to %s", self.site.name, self._where)
-                return
-            except asyncssh.HostKeyNotVerifiable:
-                raise self._key_mismatch(client.seen_key, pinned) from None
-            except asyncssh.PermissionDenied:
-                raise ConnectFailed(
-                    self.site.name,
-                    f"login refused at {self._where}: the host does not accept the "
-                    "inventory's key for this user",
-                ) from None
+                return await self._attempt(client_key, pinned, remaining, deadline)
             except (OSError, TimeoutError, asyncssh.Error) as exc:
-                last_error = _describe(exc)
-                if isinstance(exc, asyncssh.DisconnectError | ConnectionResetError):
-                    # sshd hangs up during key exchange when it has no key of the pinned
-                    # types; on a loaded machine the hang-up can arrive as a reset instead
-                    await self._probe_host_key(client_key, pinned, deadline)
-                pause = min(backoff, max(0.0, deadline - time.monotonic()))
-                log.debug(
-                    "site %s: waiting for sshd at %s (attempt %d: %s; next in %.1f s)",
-                    self.site.name, self._where, attempt, last_error, pause,
-                )  # fmt: skip
-                await asyncio.sleep(pause)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                last = _describe(exc)
+                raise
+
+        def waiting(number: int, error: BaseException, pause: float) -> None:
+            log.debug(
+                "site %s: waiting for sshd at %s (attempt %d: %s; next in %.1f s)",
+                self.site.name, self._where, number, _describe(error), pause,
+            )  # fmt: skip
+
+        try:
+            self._conn = await retry(
+                attempt,
+                retry_on=_worth_retrying,
+                seconds=self.connect_timeout,
+                policy=DIAL_BACKOFF,
+                before_sleep=waiting,
+            )
+        except (OSError, TimeoutError, asyncssh.Error):
+            raise self._gave_up(attempts, last) from None
+        log.debug("site %s: connected to %s", self.site.name, self._where)
+
+    def _gave_up(self, attempts: int, last: str) -> ConnectFailed:
+        return ConnectFailed(
+            self.site.name,
+            f"no SSH login at {self._where} within {self.connect_timeout:g} s "
+            f"({attempts} attempts; last: {last})",
+        )
+
+    async def _attempt(
+        self,
+        client_key: asyncssh.SSHKey,
+        pinned: list[asyncssh.SSHKey],
+        remaining: float,
+        deadline: float,
+    ) -> asyncssh.SSHClientConnection:
+        """One dial; the errors waiting cannot fix become final ones."""
+        client = _PinnedKeyClient()
+        try:
+            return await self._dial(client, client_key, pinned, remaining)
+        except asyncssh.HostKeyNotVerifiable:
+            raise self._key_mismatch(client.seen_key, pinned) from None
+        except asyncssh.PermissionDenied:
+            raise ConnectFailed(
+                self.site.name,
+                f"login refused at {self._where}: the host does not accept the "
+                "inventory's key for this user",
+            ) from None
+        except (asyncssh.DisconnectError, ConnectionResetError):
+            # sshd hangs up during key exchange when it has no key of the pinned types; on
+            # a loaded machine the hang-up can arrive as a reset instead
+            await self._probe_host_key(client_key, pinned, deadline)
+            raise
 
     async def _dial(
         self,
@@ -252,9 +271,7 @@ class SshSite(ShellSite):
         data = stdin.encode() if isinstance(stdin, str) else stdin
         # an unguessable name in the host's /tmp: the workdir may not exist yet
         pid_file = f"/tmp/.fedstack-run-{secrets.token_hex(8)}.pid"  # noqa: S108
-        wrapped = (
-            f"echo $$ > {pid_file}; sh -c {shlex.quote(command)}; rc=$?; rm -f {pid_file}; exit $rc"
-        )
+        wrapped = shell.noting_process_group(command, pid_file)
         process: asyncssh.SSHClientProcess[bytes] | None = None
         try:
             async with asyncio.timeout(timeout):
@@ -272,7 +289,7 @@ class SshSite(ShellSite):
                 f"{_short(command)}",
             ) from None
         except (OSError, asyncssh.Error) as exc:
-            raise TransportError(
+            raise SiteError(
                 self.site.name,
                 f"lost the SSH connection to {self._where} running {_short(command)}: "
                 f"{_describe(exc)}",
@@ -287,10 +304,9 @@ class SshSite(ShellSite):
         """KILL the process group a timed-out command noted; best effort, bounded."""
         if self._conn is None:
             return
-        kill = f'p=$(cat {pid_file} 2>/dev/null) && kill -KILL -- "-$p"; rm -f {pid_file}'
         try:
             async with asyncio.timeout(KILL_TIMEOUT):
-                await self._conn.run(kill, encoding=None)
+                await self._conn.run(shell.kill_noted_group(pid_file), encoding=None)
         except (TimeoutError, OSError, asyncssh.Error) as exc:
             log.warning(
                 "site %s: could not kill a timed-out command on %s: %s",
@@ -321,7 +337,7 @@ class SshSite(ShellSite):
                         await sftp.remove(temp)
                     raise
         except (OSError, asyncssh.Error) as exc:
-            raise TransportError(
+            raise SiteError(
                 self.site.name, f"writing {path} on {self._where} failed: {_describe(exc)}"
             ) from None
 
@@ -371,6 +387,11 @@ def _text(data: object) -> str:
 def _short(command: str, limit: int = 120) -> str:
     first = command.strip().splitlines()[0] if command.strip() else ""
     return first if len(first) <= limit else first[:limit] + "..."
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A dial that failed for a reason time may fix (refused, unreachable, a hang-up)."""
+    return isinstance(exc, OSError | TimeoutError | asyncssh.Error)
 
 
 def _describe(exc: BaseException) -> str:

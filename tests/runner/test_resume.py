@@ -151,7 +151,7 @@ async def test_resume_finishes_a_project_cut_off_between_its_two_steps(
 ):
     """Killed after `create_project` and before its app was set: no second project."""
     from fcapi.website import WebsiteClient
-    from runner.cli import execute
+    from runner.api import execute
     from runner.engine import checkpoint as cp
 
     workflow = federation.workflow()

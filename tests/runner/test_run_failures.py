@@ -17,7 +17,8 @@ from pydantic import SecretStr
 
 from fcapi.emulator.serve import RunningServer, running_site
 from fcapi.errors import ExitCode
-from runner.cli import EXIT_SITES_FAILED, execute
+from runner.api import execute
+from runner.errors import EXIT_SITES_FAILED
 from tests.runner.federation import Federation, build
 
 #: a failing run must still end well inside this (its own deadline is shorter)

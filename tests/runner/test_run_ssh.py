@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from fcapi.emulator.serve import running_site
-from runner.cli import EXIT_SITES_FAILED, execute
+from runner.api import execute
 from runner.demo_data import CHECK_MEAN
+from runner.errors import EXIT_SITES_FAILED
 from tests.runner.federation import build, outputs, secrets_of
 from tests.testhosts import NetnsHost
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner.engine import checkpoint as cp
-from runner.engine.orchestrate import Saver
+from runner.engine.saver import Saver
 
 
 def make_state(sites: int) -> cp.RunState:

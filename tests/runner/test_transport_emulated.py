@@ -20,8 +20,10 @@ from fcapi.emulator.serve import running_site
 from fcapi.models import Project, Site
 from fcapi.website import WebsiteClient
 from fedinfra.inventory import SiteEntry
-from runner.sites.base import SiteConnection, open_site
-from runner.sites.emulated import controller_spec, pid_file
+from runner.sites.base import SiteConnection
+from runner.sites.emulated import controller_spec
+from runner.sites.registry import open_site
+from runner.sites.shell import emulator_pid_file as pid_file
 from tests.runner.transport_helpers import free_port, wait_http, wait_http_gone
 from tests.testhosts import NetnsHost
 

@@ -17,11 +17,12 @@ from runner.sites.base import (
     CommandFailed,
     CommandTimeout,
     SiteConnection,
-    TransportError,
-    open_site,
+    SiteError,
 )
-from runner.sites.emulated import controller_spec, pid_file
-from runner.sites.local import LocalSite
+from runner.sites.emulated import controller_spec
+from runner.sites.local import LocalConnection
+from runner.sites.registry import open_site
+from runner.sites.shell import emulator_pid_file as pid_file
 from tests.runner.transport_helpers import (
     HTTP_SERVER_STOP,
     free_port,
@@ -55,7 +56,7 @@ def _alive(pid: int) -> bool:
 
 async def test_open_site_picks_local_and_connect_makes_the_workdir(tmp_path: Path) -> None:
     site = open_site(local_site(tmp_path))
-    assert isinstance(site, LocalSite)
+    assert isinstance(site, LocalConnection)
     assert isinstance(site, SiteConnection)
     await site.connect()
     assert (tmp_path / "site").is_dir()
@@ -63,14 +64,14 @@ async def test_open_site_picks_local_and_connect_makes_the_workdir(tmp_path: Pat
 
 
 async def test_run_gives_status_output_and_stdin(tmp_path: Path) -> None:
-    async with LocalSite(local_site(tmp_path)) as site:
+    async with LocalConnection(local_site(tmp_path)) as site:
         result = await site.run("cat; echo out; echo err >&2; exit 3", stdin=b"in\n", timeout=10)
     assert (result.exit_status, result.stdout, result.stderr) == (3, "in\nout\n", "err\n")
 
 
 async def test_run_timeout_kills_the_process_group(tmp_path: Path) -> None:
     marker = tmp_path / "sleeper.pid"
-    async with LocalSite(local_site(tmp_path)) as site:
+    async with LocalConnection(local_site(tmp_path)) as site:
         started = time.monotonic()
         with pytest.raises(CommandTimeout) as caught:
             await site.run(f"sleep 300 & echo $! > {marker}; wait", timeout=0.5)
@@ -85,9 +86,9 @@ async def test_run_timeout_kills_the_process_group(tmp_path: Path) -> None:
 
 async def test_write_file_mode_is_atomic(tmp_path: Path) -> None:
     target = tmp_path / "site" / "data" / "site_info.json"
-    async with LocalSite(local_site(tmp_path)) as site:
+    async with LocalConnection(local_site(tmp_path)) as site:
         await site.write_file(str(target), '{"id": 1}', mode=0o600)
-        with pytest.raises(TransportError) as caught:
+        with pytest.raises(SiteError) as caught:
             await site.write_file("/proc/version/x", "no")
         assert str(caught.value).startswith("site here: writing /proc/version/x failed")
     assert target.read_text() == '{"id": 1}'
@@ -104,7 +105,7 @@ async def test_controller_start_ping_stop(tmp_path: Path) -> None:
         start=http_server_start(sys.executable),
         stop=HTTP_SERVER_STOP,
     )
-    async with LocalSite(local_site(tmp_path, controller)) as site:
+    async with LocalConnection(local_site(tmp_path, controller)) as site:
         await site.start_controller()
         await site.write_file(f"{data_dir}/ping/index.html", "pong")
         url = await site.controller_url()
@@ -128,7 +129,7 @@ async def test_upload_host_file_streams_a_local_file(tmp_path: Path) -> None:
     sink = subprocess.Popen([sys.executable, str(write_sink(tmp_path)), str(port), str(record)])
     try:
         await wait_http(f"http://127.0.0.1:{port}/", deadline=10, who="the upload sink")
-        async with LocalSite(local_site(tmp_path)) as site:
+        async with LocalConnection(local_site(tmp_path)) as site:
             sent = await site.upload_host_file(port, 7, str(data), "data.csv", timeout=60)
             with pytest.raises(CommandFailed) as caught:
                 await site.upload_host_file(port, 7, str(tmp_path / "nope.csv"), "data.csv")
@@ -156,7 +157,7 @@ def test_emulated_controller_spec_renders_the_emulator_command() -> None:
 
 async def test_emulated_stop_is_harmless_when_nothing_runs(tmp_path: Path) -> None:
     spec = controller_spec(str(tmp_path / "site" / "data"), "http://127.0.0.1:1", free_port())
-    async with LocalSite(local_site(tmp_path, spec)) as site:
+    async with LocalConnection(local_site(tmp_path, spec)) as site:
         await site.stop_controller()  # no pid file
         Path(pid_file(spec.data_dir)).write_text("999999999\n")
         await site.stop_controller()  # a stale pid file

@@ -23,10 +23,10 @@ from runner.sites.base import (
     ConnectFailed,
     HostKeyMismatch,
     NotConnected,
-    TransportError,
-    open_site,
+    SiteError,
 )
-from runner.sites.ssh import SshSite
+from runner.sites.registry import open_site
+from runner.sites.ssh import SshConnection
 from tests.runner.transport_helpers import (
     HTTP_SERVER_STOP,
     free_port,
@@ -63,7 +63,7 @@ def fingerprint(host_key_line: str) -> str:
 async def test_connect_with_pinned_key_reaches_that_host(pair: list[NetnsHost]) -> None:
     host = pair[0]
     site = open_site(host.site_entry("alpha"), connect_timeout=10)
-    assert isinstance(site, SshSite)
+    assert isinstance(site, SshConnection)
     async with site:
         result = await site.run("ip -4 -o addr show dev eth0; id -un", timeout=10)
     assert result.ok, result
@@ -91,7 +91,7 @@ async def test_wrong_pinned_key_is_refused_naming_both_fingerprints(
 
 
 async def test_run_gives_status_output_and_stdin(pair: list[NetnsHost]) -> None:
-    async with SshSite(pair[0].site_entry("alpha"), connect_timeout=10) as site:
+    async with SshConnection(pair[0].site_entry("alpha"), connect_timeout=10) as site:
         result = await site.run(
             "cat; echo out; echo err >&2; exit 3", stdin="from stdin\n", timeout=10
         )
@@ -103,7 +103,7 @@ async def test_run_gives_status_output_and_stdin(pair: list[NetnsHost]) -> None:
 async def test_run_timeout_kills_the_command_and_its_children(pair: list[NetnsHost]) -> None:
     host = pair[0]
     marker = f"{host.workdir}/sleeper.pid"
-    async with SshSite(host.site_entry("alpha"), connect_timeout=10) as site:
+    async with SshConnection(host.site_entry("alpha"), connect_timeout=10) as site:
         started = time.monotonic()
         with pytest.raises(CommandTimeout) as caught:
             await site.run(f"sleep 300 & echo $! > {marker}; wait", timeout=1.0)
@@ -123,11 +123,11 @@ async def test_run_timeout_kills_the_command_and_its_children(pair: list[NetnsHo
 async def test_write_file_sets_mode_and_leaves_no_temporary(pair: list[NetnsHost]) -> None:
     host = pair[1]
     target = f"{host.workdir}/data/sub/site_info.json"
-    async with SshSite(host.site_entry("beta"), connect_timeout=10) as site:
+    async with SshConnection(host.site_entry("beta"), connect_timeout=10) as site:
         await site.write_file(target, '{"id": 1}', mode=0o600)
         await site.write_file(target, b'{"id": 2}', mode=0o600)
         stat = await site.run(f"stat -c %a {target}; ls -A {host.workdir}/data/sub", timeout=5)
-        with pytest.raises(TransportError) as caught:
+        with pytest.raises(SiteError) as caught:
             await site.write_file("/proc/version/x", "no")
         assert str(caught.value).startswith("site beta: writing /proc/version/x on root@")
     assert stat.stdout.split() == ["600", "site_info.json"]
@@ -140,7 +140,9 @@ async def test_controller_start_ping_through_tunnel_and_stop(pair: list[NetnsHos
     controller = ControllerSpec(
         port=8000, data_dir=data_dir, start=http_server_start(), stop=HTTP_SERVER_STOP
     )
-    async with SshSite(host.site_entry("alpha", controller=controller), connect_timeout=10) as site:
+    async with SshConnection(
+        host.site_entry("alpha", controller=controller), connect_timeout=10
+    ) as site:
         await site.start_controller()
         await site.write_file(f"{data_dir}/ping/index.html", "pong")
         url = await site.controller_url()
@@ -177,7 +179,7 @@ async def test_tunnel_reaches_the_hosts_own_localhost(
         )
         assert direct.text == "runner"
         controller = ControllerSpec(port=port, data_dir=str(host_dir))
-        async with SshSite(
+        async with SshConnection(
             host.site_entry("beta", controller=controller), connect_timeout=10
         ) as site:
             url = await site.controller_url()
@@ -206,7 +208,7 @@ async def test_upload_host_file_streams_the_hosts_own_file(
     sink = host.spawn("python3", str(write_sink(tmp_path)), str(port), str(record))
     try:
         controller = ControllerSpec(port=port, data_dir=f"{host.workdir}/data")
-        async with SshSite(
+        async with SshConnection(
             host.site_entry("alpha", controller=controller), connect_timeout=10
         ) as site:
             url = await site.controller_url()
@@ -247,11 +249,11 @@ async def test_dead_host_is_named_within_the_deadline(
 
 async def test_host_dying_mid_run_is_an_error_and_a_reconnect_works(netns_hosts) -> None:
     (host,) = netns_hosts(1)
-    async with SshSite(host.site_entry("alpha"), connect_timeout=10) as site:
+    async with SshConnection(host.site_entry("alpha"), connect_timeout=10) as site:
         assert (await site.run("true", timeout=5)).ok
         host.kill()
         started = time.monotonic()
-        with pytest.raises(TransportError) as caught:
+        with pytest.raises(SiteError) as caught:
             await site.run("sleep 60", timeout=10)
         assert time.monotonic() - started < 10
         assert "site alpha" in str(caught.value)

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from runner.sites.base import ConnectFailed, HostKeyMismatch
-from runner.sites.ssh import SshSite
+from runner.sites.ssh import SshConnection
 from tests.testhosts import NS_PATTERN, PREFIX, sweep_stale
 
 pytestmark = pytest.mark.netns
@@ -78,7 +78,7 @@ async def test_connect_waits_for_a_booting_host(
     (host,) = netns_hosts(1)
     host.kill()  # no sshd yet: connections are refused, as while a VM boots
     caplog.set_level(logging.DEBUG, logger="runner.sites.ssh")
-    site = SshSite(host.site_entry("booting"), connect_timeout=15)
+    site = SshConnection(host.site_entry("booting"), connect_timeout=15)
     dialling = asyncio.create_task(site.connect())
     deadline = time.monotonic() + 10
     while not any("waiting for sshd" in r.getMessage() for r in caplog.records):
@@ -96,7 +96,7 @@ async def test_pinned_key_of_another_type_is_a_mismatch(netns_hosts, tmp_path) -
     key = tmp_path / "ecdsa"
     subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(key)], check=True)
     pinned = " ".join(key.with_suffix(".pub").read_text().split()[:2])
-    site = SshSite(host.site_entry("ecdsa", host_keys=[pinned]), connect_timeout=10)
+    site = SshConnection(host.site_entry("ecdsa", host_keys=[pinned]), connect_timeout=10)
     with pytest.raises(HostKeyMismatch) as caught:
         await site.connect()
     message = str(caught.value)
@@ -109,7 +109,7 @@ async def test_wrong_login_key_is_final(netns_hosts, tmp_path) -> None:
     first, second = netns_hosts(2)
     entry = first.site_entry("wrongkey")
     access = entry.ssh.model_copy(update={"private_key": second.ssh_access().private_key})
-    site = SshSite(entry.model_copy(update={"ssh": access}), connect_timeout=10)
+    site = SshConnection(entry.model_copy(update={"ssh": access}), connect_timeout=10)
     started = time.monotonic()
     with pytest.raises(ConnectFailed) as caught:
         await site.connect()
@@ -125,14 +125,14 @@ async def test_unreadable_private_keys_are_named_not_quoted(netns_hosts, tmp_pat
     )
     access = entry.ssh.model_copy(update={"private_key": SecretStr(garbage)})
     with pytest.raises(ConnectFailed) as caught:
-        await SshSite(entry.model_copy(update={"ssh": access})).connect()
+        await SshConnection(entry.model_copy(update={"ssh": access})).connect()
     assert "c2VjcmV0" not in str(caught.value)
     assert "not an OpenSSH private key" in str(caught.value)
     access = entry.ssh.model_copy(
         update={"private_key": None, "private_key_file": str(tmp_path / "absent")}
     )
     with pytest.raises(ConnectFailed) as caught:
-        await SshSite(entry.model_copy(update={"ssh": access})).connect()
+        await SshConnection(entry.model_copy(update={"ssh": access})).connect()
     assert str(caught.value) == (
         f"site badkey: cannot read the private key file {tmp_path / 'absent'}: "
         "No such file or directory"
@@ -141,5 +141,5 @@ async def test_unreadable_private_keys_are_named_not_quoted(netns_hosts, tmp_pat
     key_file.write_text(host.private_key)
     key_file.chmod(0o600)
     access = entry.ssh.model_copy(update={"private_key": None, "private_key_file": str(key_file)})
-    async with SshSite(entry.model_copy(update={"ssh": access}), connect_timeout=10) as site:
+    async with SshConnection(entry.model_copy(update={"ssh": access}), connect_timeout=10) as site:
         assert (await site.run("echo file key", timeout=5)).ok

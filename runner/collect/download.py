@@ -21,9 +21,10 @@ from runner.collect.unpack import (
     plan_downloads,
 )
 from runner.engine.checkpoint import CollectedFile
+from runner.errors import RunnerError
 
 
-class NoResults(Exception):
+class NoResults(RunnerError):
     """The controller lists no result for the project; one line naming site and project."""
 
 

@@ -1,0 +1,115 @@
+"""`execute()`: run (or resume) a workflow and write its outputs; what every caller uses.
+
+The CLI, the demo, the tests and, later, sweeps call this with inputs already checked
+(runner.plan), and read the outcome: an exit code that says how the run went, the run's folder
+and the summary the outputs wrote. Nothing here reads argv or prints; failures the user can
+act on are `runner.errors.RunnerError`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from fcapi.files import write_atomic
+from fedinfra.inventory import Inventory
+from runner.engine.checkpoint import (
+    RunState,
+    inventory_digest,
+    new_run_id,
+    new_state,
+    resume_state,
+)
+from runner.engine.orchestrate import Orchestrator, RunOptions, RunResult
+from runner.errors import EXIT_OK, EXIT_PROJECT_FAILED, EXIT_SITES_FAILED, RunInterrupted
+from runner.outputs.progress import make_progress
+from runner.outputs.writers import write_outputs
+from runner.plan.workflow import Workflow
+
+
+@dataclass
+class Outcome:
+    """How a run went: the exit code, where its folder is, and its summary (as `--json` prints)."""
+
+    code: int
+    run_dir: Path
+    summary: dict[str, object]
+
+
+async def execute(
+    inventory: Inventory,
+    workflow: Workflow,
+    passwords: dict[str, SecretStr],
+    *,
+    website_url: str,
+    resume: str | None = None,
+    keep_controllers: bool = False,
+    json_output: bool = False,
+    rate: float = 3.0,
+) -> Outcome:
+    """Run (or resume) the workflow and write every output; the exit code says how it went.
+
+    Ctrl-C (a cancelled task) raises `RunInterrupted` once the state is saved.
+    """
+    state = start_state(inventory, workflow, resume)
+    run_dir = workflow.outdir / state.run_id
+    await asyncio.to_thread(keep_inputs, run_dir, inventory, workflow)
+    progress = make_progress(sys.stderr, json_mode=json_output)
+    progress.start(state.run_id, [s.name for s in inventory.sites], run_dir)
+    options = RunOptions(website_url=website_url, keep_controllers=keep_controllers, rate=rate)
+    orchestrator = Orchestrator(inventory, workflow, passwords, state, options, progress)
+    try:
+        result = await orchestrator.run()
+    except asyncio.CancelledError:
+        raise RunInterrupted(state.run_id, run_dir) from None
+    finally:
+        progress.close()
+    summary = await asyncio.to_thread(write_outputs, result, inventory, workflow, run_dir)
+    return Outcome(code=exit_code(result), run_dir=run_dir, summary=summary)
+
+
+def start_state(inventory: Inventory, workflow: Workflow, resume: str | None) -> RunState:
+    """A new run's state, or the state of the run `resume` names (refused if its inputs changed)."""
+    inv_digest = inventory_digest(inventory)
+    if resume is not None:
+        return resume_state(
+            workflow.outdir,
+            resume,
+            workflow_digest=workflow.digest,
+            inventory_digest=inv_digest,
+        )
+    state = new_state(
+        new_run_id(),
+        workflow_digest=workflow.digest,
+        inventory_digest=inv_digest,
+        sites=[s.name for s in inventory.sites],
+        app=workflow.app,
+        project_id=workflow.project_id if workflow.project_id else None,
+    )
+    if workflow.project_id is not None:
+        state.project_id = None  # a reused project is (re)checked by the run itself
+    return state
+
+
+def exit_code(result: RunResult) -> int:
+    """0 when it finished everywhere, 10 when the project failed, 11 when sites did."""
+    if result.project is not None and result.project.status in ("error", "failed"):
+        return EXIT_PROJECT_FAILED
+    return EXIT_OK if result.ok else EXIT_SITES_FAILED
+
+
+def keep_inputs(run_dir: Path, inventory: Inventory, workflow: Workflow) -> None:
+    """The workflow file and the inventory (secrets masked) the run used, beside its results.
+
+    A result is only as trustworthy as the record of what produced it; the workflow file may
+    change or vanish after the run.
+    """
+    inputs = run_dir / "inputs"
+    write_atomic(inputs / "workflow.toml", workflow.source.read_bytes())
+    inventory_text = json.dumps(inventory.to_json_dict(reveal_secrets=False), indent=2)
+    write_atomic(inputs / "inventory.json", inventory_text + "\n")

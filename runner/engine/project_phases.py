@@ -1,0 +1,179 @@
+"""The project's phases, done by the coordinator on the website: project, tokens, prepare, watch.
+
+No project exists before every site answered and every user logged in, since a host or a
+password that fails then must not leave a project behind; and every step is recorded before
+the next, so that a resume never makes a second project or a second token for a site.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import SecretStr
+
+from fcapi.errors import Conflict, FcError, ProjectFailed
+from fcapi.models import Project
+from fcapi.status import TERMINAL
+from fcapi.website import WebsiteClient
+from runner.engine.checkpoint import project_name, utcnow
+from runner.engine.context import RunContext, SiteRun, failure_line
+from runner.engine.liveness import first_of, watch_controllers
+from runner.errors import RunFailed
+
+
+async def project_pipeline(run: RunContext) -> None:
+    """Project, tokens, prepare, watch: the coordinator's work on the website."""
+    try:
+        await run.until(run.all_ready, "every site to connect and log in")
+        await make_project(run)
+        await make_tokens(run)
+        await run.until(run.all_joined, "every participant to join")
+        await prepare(run)
+        try:
+            await run.until(run.uploads_done, "every site to finalize")
+        except RunFailed as exc:
+            late = [n for n, s in run.state.sites.items() if not s.finalized]
+            raise RunFailed(
+                f"project {run.state.project_id} stayed in prepare: "
+                f"{', '.join(late)} never finalized ({exc})"
+            ) from None
+        await watch(run)
+    except Exception as exc:
+        run.failures.setdefault("project", failure_line(exc))
+        run.abort.set()
+    finally:
+        run.finished.set()
+
+
+async def make_project(run: RunContext) -> None:
+    web = run.web(run.coordinator)
+    record = run.state.phases.get("project")
+    if run.state.project_id is not None and record is not None and record.state == "ok":
+        run.skip(None, "project", f"project {run.state.project_id} exists")
+        run.project = await web.get_project(run.state.project_id)
+        return
+    async with run.phase(None, "project"):
+        if run.workflow.project_id is not None:
+            project = await reuse_project(run, web, run.workflow.project_id)
+        else:
+            project = await create_project(run, web)
+        run.state.record_project(project.id)
+        await run.saver.flush()
+        run.project = project
+
+
+async def create_project(run: RunContext, web: WebsiteClient) -> Project:
+    """A new project with the workflow's app, in two steps a resume can finish.
+
+    The project id is recorded the moment it exists, and the intent before that, so a run
+    cut off in between finds its project (by id, or by the run id in its name) and only
+    sets the app it may still lack, instead of creating a second project.
+    """
+    assert run.workflow.app is not None
+    name = project_name(run.state.run_id)
+    project: Project | None = None
+    if run.state.project_id is not None:
+        project = await web.get_project(run.state.project_id)
+    elif run.state.project_create_started_at is not None:
+        for candidate in await web.list_projects():
+            if candidate.name == name:
+                project = await web.get_project(candidate.id)
+    if project is not None and project.status not in ("", "init"):
+        return project  # its workflow is set: nothing left to do
+    app = await web.app_by_slug(run.workflow.app)
+    await web.add_to_library(app.id)
+    if project is None:
+        run.state.project_create_started_at = utcnow()
+        await run.saver.flush()
+        project = await web.create_project(name, description=f"fedstack run {run.state.run_id}")
+        run.state.record_project(project.id)
+        await run.saver.flush()
+    return await web.set_workflow(project.id, [app.id])
+
+
+async def reuse_project(run: RunContext, web: WebsiteClient, project_id: int) -> Project:
+    """An existing project: brought back to `ready` if an earlier run left it ended."""
+    project = await web.get_project(project_id)
+    if project.role not in (None, "coordinator"):
+        raise RunFailed(
+            f"project {project_id}: {run.coordinator.entry.fc_user} is not its coordinator"
+        )
+    if project.status in {str(s) for s in TERMINAL} or project.status == "prepare":
+        project = await web.set_status(project_id, "ready")
+    return project
+
+
+async def make_tokens(run: RunContext) -> None:
+    """One token per participant that is not yet a member, each saved before it is used."""
+    assert run.project is not None
+    web = run.web(run.coordinator)
+    todo: list[SiteRun] = []
+    for site in run.sites.values():
+        if site is run.coordinator:
+            continue
+        record = run.state.site(site.entry.name)
+        if record.joined or record.token is not None:
+            site.token_ready.set()
+        else:
+            todo.append(site)
+    if not todo:
+        run.skip(None, "tokens", "every participant has a token")
+        return
+    async with run.phase(None, "tokens"):
+        for site in todo:
+            if run.abort.is_set():
+                raise RunFailed(f"stopped creating tokens: {run.first_failure()}")
+            token = await web.create_token(run.project.id)
+            run.state.site(site.entry.name).token = SecretStr(token.token)
+            await run.saver.flush()
+            site.token_ready.set()
+
+
+async def prepare(run: RunContext) -> None:
+    """The coordinator starts the project; a resume that did so already skips it."""
+    assert run.project is not None
+    record = run.state.phases.get("prepare")
+    if record is not None and record.state in ("ok", "skipped"):
+        run.skip(None, "prepare", "started already")
+    else:
+        async with run.phase(None, "prepare"):
+            web = run.web(run.coordinator)
+            try:
+                run.project = await web.set_status(run.project.id, "prepare")
+            except Conflict:
+                # killed after the request and before the checkpoint: fine if it took
+                project = await web.get_project(run.project.id)
+                if project.status not in ("prepare", "running", "finished"):
+                    raise
+                run.project = project
+    run.prepared.set()
+
+
+async def watch(run: RunContext) -> None:
+    """Wait for the project's end while the controllers are pinged; note when it ran."""
+    assert run.project is not None
+    web = run.web(run.coordinator)
+    pid = run.project.id
+
+    def seen(project: Project, *_: object) -> None:
+        if project.status == "running" and run.running_seen is None:
+            run.running_seen = time.monotonic()
+            run.progress.phase(None, "watch", "running", "project running")
+
+    async with run.phase(None, "watch"):
+        try:
+            project = await first_of(
+                web.wait_for_status(pid, {"finished"}, deadline=run.remaining(), on_poll=seen),
+                watch_controllers(run.sites.values(), run.state.project_id, run.failures),
+            )
+        except ProjectFailed as exc:
+            run.ended_seen = time.monotonic()
+            run.project = run.project.model_copy(update={"status": exc.status})
+            raise
+        except FcError:
+            run.ended_seen = time.monotonic()
+            raise
+        run.ended_seen = time.monotonic()
+        if run.running_seen is None:
+            run.running_seen = run.ended_seen
+        run.project = project
