@@ -148,9 +148,7 @@ async def retry(
         reraise=True,
     )
 
-    async def attempt() -> T:
-        # tenacity awaits only what it sees is a coroutine function; a lambda returning an
-        # awaitable would come back unawaited
+    async def attempt() -> T:  # tenacity would not await what a lambda returns
         return await call()
 
     try:
