@@ -65,10 +65,18 @@ class Session:
         """The flow of one logical request (its renewals count across all its attempts)."""
         return BearerAuth(self)
 
+    def bearer(self) -> dict[str, str]:
+        """The header carrying the access token (none before the first login).
+
+        A request built with it keeps `Authorization` where a browser-like client puts it,
+        before the body's headers; `sign` then only swaps the token in place.
+        """
+        return {} if self._access is None else {"Authorization": f"Bearer {self._access}"}
+
     def sign(self, request: httpx.Request) -> int:
-        """Put the access token on `request`; return the token's generation."""
-        if self._access is not None:
-            request.headers["Authorization"] = f"Bearer {self._access}"
+        """Put the current access token on `request`; return the token's generation."""
+        for name, value in self.bearer().items():
+            request.headers[name] = value  # in place: `update` would move it to the end
         return self._generation
 
     async def login(self) -> None:
@@ -135,7 +143,8 @@ class BearerAuth(httpx.Auth):
 
     The first 401 is renewed by refresh (falling back to a login if the refresh is refused),
     the second by a fresh login; a third 401 goes back to the caller, who names it. The
-    flow does I/O (the renewal), so it is async only.
+    flow does I/O (the renewal), so it is async only; it reads nothing but the status, so
+    it needs no response body (`requires_response_body` stays False).
     """
 
     renewals_allowed = 2

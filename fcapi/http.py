@@ -280,7 +280,13 @@ class WebsiteHttp:
             method,
             path,
             endpoint_key(method, path),
-            self._client.build_request(method, path, json=json, params=params),
+            self._client.build_request(
+                method,
+                path,
+                json=json,
+                params=params,
+                headers=self.session.bearer() if auth else None,
+            ),
             self.session.auth() if auth else httpx.Auth(),
             list(secrets),
         )
