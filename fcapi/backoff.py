@@ -111,9 +111,8 @@ async def retry(
     The one retry loop of fedstack for transport hiccups and dials (tenacity does the looping):
     it stops after `attempts` calls or once `seconds` have passed, whichever comes first, and
     waits `policy`'s jittered delays in between, the last one cut short at the deadline.
-    `before_sleep(attempt, error, pause)` lets a caller say what it is waiting for. A caller
-    that must retry on a response rather than an error raises its own error for it, or an
-    `Again` carrying the error to raise once the attempts are spent.
+    `before_sleep(attempt, error, pause)` lets a caller say what it is waiting for. To retry
+    on an answer rather than an error, raise an `Again` carrying the error to end with.
     """
     stops: list[tenacity.stop.stop_base] = []
     if attempts is not None:
@@ -125,6 +124,8 @@ async def retry(
     start = time.monotonic()
 
     def wait(state: tenacity.RetryCallState) -> float:
+        if attempts is not None and state.attempt_number >= attempts:
+            return 0.0  # tenacity asks before it stops: no pause follows, so draw no jitter
         pause = policy.delay(state.attempt_number - 1)
         error = state.outcome.exception() if state.outcome is not None else None
         if isinstance(error, Again):
