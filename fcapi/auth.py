@@ -68,8 +68,8 @@ class Session:
     def bearer(self) -> dict[str, str]:
         """The header carrying the access token (none before the first login).
 
-        A request built with it keeps `Authorization` where a browser-like client puts it,
-        before the body's headers; `sign` then only swaps the token in place.
+        A request built with it has `Authorization` where fcapi has always sent it, among
+        the client's headers and before the body's; `sign` then swaps the token in place.
         """
         return {} if self._access is None else {"Authorization": f"Bearer {self._access}"}
 
