@@ -82,6 +82,20 @@ async def poll(
         attempt += 1
 
 
+class Again(Exception):
+    """Raised inside a `retry` call for a failure worth another attempt that is not itself
+    an error the caller should see: a 5xx answer, a transport hiccup.
+
+    `retry` waits at least `pause` before the next attempt (a server's `Retry-After`), and
+    raises `error` when no attempt is left, so the caller sees its own kind of failure.
+    """
+
+    def __init__(self, error: Exception, pause: float = 0.0) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.pause = pause
+
+
 async def retry(
     call: Callable[[], Awaitable[T]],
     *,
@@ -97,8 +111,8 @@ async def retry(
     The one retry loop of fedstack for transport hiccups and dials (tenacity does the looping):
     it stops after `attempts` calls or once `seconds` have passed, whichever comes first, and
     waits `policy`'s jittered delays in between, the last one cut short at the deadline.
-    `before_sleep(attempt, error, pause)` lets a caller say what it is waiting for. A caller
-    that must retry on a response rather than an error raises its own error for it.
+    `before_sleep(attempt, error, pause)` lets a caller say what it is waiting for. To retry
+    on an answer rather than an error, raise an `Again` carrying the error to end with.
     """
     stops: list[tenacity.stop.stop_base] = []
     if attempts is not None:
@@ -110,7 +124,12 @@ async def retry(
     start = time.monotonic()
 
     def wait(state: tenacity.RetryCallState) -> float:
+        if attempts is not None and state.attempt_number >= attempts:
+            return 0.0  # tenacity asks before it stops: no pause follows, so draw no jitter
         pause = policy.delay(state.attempt_number - 1)
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, Again):
+            pause = max(pause, error.pause)
         if seconds is not None:
             pause = min(pause, max(0.0, start + seconds - time.monotonic()))
         return pause
@@ -129,4 +148,11 @@ async def retry(
         before_sleep=announce,
         reraise=True,
     )
-    return await retrying(call)
+
+    async def attempt() -> T:  # tenacity would not await what a lambda returns
+        return await call()
+
+    try:
+        return await retrying(attempt)
+    except Again as again:
+        raise again.error from None

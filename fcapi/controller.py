@@ -10,9 +10,6 @@ complete: a file with the final name is always whole.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import IO
@@ -21,8 +18,9 @@ import httpx
 from pydantic import TypeAdapter
 
 from fcapi import DEFAULT_CONTROLLER_URL, USER_AGENT
-from fcapi.backoff import RETRY, Backoff, poll
+from fcapi.backoff import RETRY, Again, Backoff, poll, retry
 from fcapi.errors import FcError, TransportError, WaitTimeout, error_for_status
+from fcapi.files import atomic_target
 from fcapi.http import Closing, describe_transport_error, error_detail, parse_body, tls_context
 from fcapi.models import LogEntry, ProjectRun
 
@@ -104,23 +102,24 @@ class ControllerClient(Closing):
         self, path: str, params: Mapping[str, str | int] | None = None
     ) -> httpx.Response:
         """A GET with retries: reads are safe to repeat, and a tunnel may hiccup."""
+        return await retry(
+            lambda: self._get_once(path, params),
+            retry_on=lambda exc: isinstance(exc, Again),
+            attempts=self.attempts,
+            policy=self.retry,
+        )
+
+    async def _get_once(self, path: str, params: Mapping[str, str | int] | None) -> httpx.Response:
         endpoint = f"GET {path}"
-        for attempt in range(self.attempts):
-            last = attempt == self.attempts - 1
-            try:
-                response = await self._client.get(path, params=params)
-            except httpx.TransportError as exc:
-                if last:
-                    raise self._transport_error(exc, endpoint) from None
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
-            if response.status_code >= 500 and not last:
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
-            if response.status_code >= 400:
-                raise self._error(response, endpoint)
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            response = await self._client.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise Again(self._transport_error(exc, endpoint)) from None
+        if response.status_code >= 500:
+            raise Again(self._error(response, endpoint))
+        if response.status_code >= 400:
+            raise self._error(response, endpoint)
+        return response
 
     async def ping(self) -> bool:
         """Whether the controller answers now (one request, no retries)."""
@@ -209,28 +208,16 @@ class ControllerClient(Closing):
 
     async def _download(self, path: str, params: dict[str, str | int], target: Path) -> Path:
         endpoint = f"GET {path}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".part", dir=target.parent
-        )
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    async with self._client.stream("GET", path, params=params) as response:
-                        if response.status_code >= 400:
-                            await response.aread()
-                            raise self._error(response, endpoint)
-                        async for chunk in response.aiter_bytes(CHUNK):
-                            await asyncio.to_thread(out.write, chunk)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc, endpoint) from None
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_target(target, 0o644) as out:
+            try:
+                async with self._client.stream("GET", path, params=params) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise self._error(response, endpoint)
+                    async for chunk in response.aiter_bytes(CHUNK):
+                        await asyncio.to_thread(out.write, chunk)
+            except httpx.TransportError as exc:
+                raise self._transport_error(exc, endpoint) from None
         return target
 
     async def download_result(self, project_id: int, run: int, step: int, dest: Path | str) -> Path:

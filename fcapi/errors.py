@@ -162,6 +162,15 @@ class ProjectFailed(FcError):
         self.status = status
 
 
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines too) folded into one space.
+
+    A failure is shown as one line on stderr, so that a wrapper script can log or grep it;
+    server details and OS errors may carry newlines.
+    """
+    return " ".join(text.split())
+
+
 def detail_text(detail: object) -> str:
     """Flatten a DRF-style `detail` (a string, a list, or a dict of lists) to one line."""
     if detail is None:

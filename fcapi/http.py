@@ -5,20 +5,32 @@ it names itself in `User-Agent`, stays inside a per-user token bucket, retries o
 safe to retry (transport errors and 5xx on idempotent methods; a refused connection for any
 method, since nothing was sent), waits as long as a 429's `Retry-After` asks, stops at the
 first 403, and renews an expired access token once by refresh and once by a fresh login
-before it gives up. Every attempt is recorded in `RequestStats`.
+(`fcapi.auth`) before it gives up. Every attempt is recorded in `RequestStats`.
+
+The send path is a chain of short stages, outermost first, as httpx's own client is built:
+
+    request        log in if needed, build the request once
+    _send          retry: transport errors and 5xx of safe requests, with backoff (tenacity)
+    _attempt       send until the site stops answering 429, then classify the answer
+    _send_handling_auth   the auth flow: sign, and resend after renewing on a 401
+    _send_single   the bucket, then one request on the wire, recorded
+
+A logical request keeps one `_Call` through all of it: what it has spent (failures, 429s,
+renewals) counts across every attempt, so its limits hold whatever the order of mishaps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import enum
 import functools
 import logging
 import ssl
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -26,10 +38,10 @@ import httpx
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from fcapi import USER_AGENT
-from fcapi.backoff import RETRY, Backoff
+from fcapi.auth import BearerAuth, Session
+from fcapi.backoff import RETRY, Again, Backoff, retry
 from fcapi.errors import (
     AuthError,
-    Conflict,
     FcError,
     ProtocolError,
     RateLimited,
@@ -38,15 +50,14 @@ from fcapi.errors import (
     error_for_status,
     redact,
 )
-from fcapi.models import AccessToken, ErrorBody, LoginRequest, RefreshRequest, TokenPair
+from fcapi.models import ErrorBody, Wire
 from fcapi.ratelimit import TokenBucket
 from fcapi.stats import RequestStats, endpoint_key
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-LOGIN_PATH = "/api/auth/login/"
-REFRESH_PATH = "/api/auth/token/refresh/"
 
 M = TypeVar("M")
+W = TypeVar("W", bound=Wire)
 
 #: one debug line per attempt: method, templated path, user, status; never headers or bodies
 log = logging.getLogger(__name__)
@@ -144,6 +155,48 @@ def describe_transport_error(exc: httpx.TransportError) -> str:
     return f"{kind}: {text}" if text else kind
 
 
+class Verdict(enum.Enum):
+    """What an answer means for the request that got it."""
+
+    DONE = "done"
+    """below 400: the caller's answer"""
+    SLOW_DOWN = "slow down"
+    """429: hold every request of the user, then send again"""
+    AGAIN = "again"
+    """5xx on an idempotent method: back off and send again"""
+    FAILED = "failed"
+    """anything else: a typed error, at once"""
+
+
+def classify(method: str, status: int) -> Verdict:
+    """The verdict on one answer (a 401 has been through the auth flow already)."""
+    if status < 400:
+        return Verdict.DONE
+    if status == 429:
+        return Verdict.SLOW_DOWN
+    if status >= 500 and method in IDEMPOTENT:
+        return Verdict.AGAIN
+    return Verdict.FAILED
+
+
+@dataclass(slots=True)
+class _Call:
+    """One logical request through all its attempts: what it is and what it has spent."""
+
+    method: str
+    path: str
+    endpoint: str
+    """the templated path, as errors and stats name it"""
+    request: httpx.Request
+    auth: httpx.Auth
+    """`BearerAuth`, or the do-nothing `httpx.Auth()` for calls that need no account"""
+    secrets: list[str] = field(default_factory=list)
+    failures: int = 0
+    """transport errors and 5xx"""
+    limited: int = 0
+    """429s"""
+
+
 class WebsiteHttp:
     """Authenticated, rate-limited, retrying requests as one user.
 
@@ -166,10 +219,10 @@ class WebsiteHttp:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.user = user
-        self._password = password
         self.limiter = limiter
         self.stats = stats
         self.retry = retry or RetryPolicy()
+        self.session = Session(user, password, self._post)
         self._clock = clock
         self._sleep = sleep
         self._client = httpx.AsyncClient(
@@ -180,89 +233,30 @@ class WebsiteHttp:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             follow_redirects=False,
         )
-        self._access: str | None = None
-        self._refresh: str | None = None
-        self._generation = 0  # bumped whenever the access token changes
-        self._auth_lock = asyncio.Lock()
-        self.logins = 0
-        self.refreshes = 0
 
     @property
     def logged_in(self) -> bool:
-        return self._access is not None
+        return self.session.logged_in
 
-    def _secrets(self, extra: Iterable[str]) -> list[str | None]:
-        password = self._password.get_secret_value() if self._password is not None else None
-        return [password, self._access, self._refresh, *extra]
+    @property
+    def logins(self) -> int:
+        return self.session.logins
+
+    @property
+    def refreshes(self) -> int:
+        return self.session.refreshes
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    # --- authentication -------------------------------------------------------------
-
     async def login(self) -> None:
-        """Log in with the password; every later request carries the new access token."""
-        if self.user is None or self._password is None:
-            raise AuthError("no account to log in with", endpoint=f"POST {LOGIN_PATH}")
-        body = LoginRequest(username=self.user, password=self._password.get_secret_value())
-        try:
-            response = await self._send("POST", LOGIN_PATH, json=body.model_dump(), auth=False)
-        except (AuthError, Conflict) as exc:
-            raise AuthError(
-                "login refused: wrong e-mail or password, or the account is not active "
-                f"({exc.message})",
-                endpoint=exc.endpoint,
-                user=self.user,
-            ) from None
-        pair = parse_body(response, TokenPair, endpoint=f"POST {LOGIN_PATH}", user=self.user)
-        self._access, self._refresh = pair.access, pair.refresh
-        self._generation += 1
-        self.logins += 1
+        await self.session.login()
 
     async def refresh(self) -> None:
-        """Trade the refresh token for a new access token (one request, no password sent)."""
-        if self._refresh is None:
-            await self.login()
-            return
-        body = RefreshRequest(refresh=self._refresh)
-        try:
-            response = await self._send("POST", REFRESH_PATH, json=body.model_dump(), auth=False)
-        except (AuthError, Conflict) as exc:
-            raise AuthError(
-                f"token refresh refused ({exc.message})", endpoint=exc.endpoint, user=self.user
-            ) from None
-        token = parse_body(response, AccessToken, endpoint=f"POST {REFRESH_PATH}", user=self.user)
-        self._access = token.access
-        refresh = getattr(token, "refresh", None)  # a rotating refresh token, if the site sends one
-        if isinstance(refresh, str) and refresh:
-            self._refresh = refresh
-        self._generation += 1
-        self.refreshes += 1
+        await self.session.refresh()
 
     async def ensure_login(self) -> None:
-        if self._access is not None:
-            return
-        async with self._auth_lock:
-            if self._access is None:
-                await self.login()
-
-    async def _renew(self, seen_generation: int, *, by_login: bool) -> None:
-        """Renew the access token unless another request already did since `seen_generation`.
-
-        Many requests of one user may hit 401 together; only the first renews.
-        """
-        async with self._auth_lock:
-            if self._generation != seen_generation:
-                return
-            if by_login:
-                await self.login()
-                return
-            try:
-                await self.refresh()
-            except AuthError:
-                await self.login()
-
-    # --- requests ----------------------------------------------------------------------
+        await self.session.ensure_login()
 
     async def request(
         self,
@@ -281,105 +275,144 @@ class WebsiteHttp:
         """
         if auth:
             await self.ensure_login()
-        return await self._send(method, path, json=json, params=params, auth=auth, secrets=secrets)
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, str | int] | None = None,
-        auth: bool,
-        secrets: Iterable[str] = (),
-    ) -> httpx.Response:
         method = method.upper()
-        endpoint = endpoint_key(method, path)
-        extra_secrets = list(secrets)
-        failures = 0  # transport errors and 5xx
-        limited = 0  # 429s
-        renewals = 0  # 401s answered by renewing the token
-        while True:
-            headers: dict[str, str] = {}
-            generation = self._generation
-            if auth and self._access is not None:
-                headers["Authorization"] = f"Bearer {self._access}"
-            await self.limiter.acquire()
-            sent_at = self._clock()
-            try:
-                response = await self._client.request(
-                    method, path, json=json, params=params, headers=headers
-                )
-            except httpx.TransportError as exc:
-                self.stats.record(self.user, method, path, 0, sent_at)
-                log.debug("%s as %s -> %s", endpoint, self.user, type(exc).__name__)
-                failures += 1
-                safe = method in IDEMPOTENT or isinstance(exc, httpx.ConnectError)
-                if safe and failures < self.retry.attempts:
-                    await self._sleep(self.retry.backoff.delay(failures - 1))
-                    continue
-                raise TransportError(
-                    f"no answer from {self.base_url} after {failures} "
-                    f"attempt{'s' if failures > 1 else ''}: "
-                    f"{redact(describe_transport_error(exc), self._secrets(extra_secrets))}",
-                    endpoint=endpoint,
-                    user=self.user,
-                ) from None
-            self.stats.record(self.user, method, path, response.status_code, sent_at)
-            status = response.status_code
-            log.debug("%s as %s -> %d", endpoint, self.user, status)
-            if status < 400:
-                return response
+        call = _Call(
+            method,
+            path,
+            endpoint_key(method, path),
+            self._client.build_request(
+                method,
+                path,
+                json=json,
+                params=params,
+                headers=self.session.bearer() if auth else None,
+            ),
+            self.session.auth() if auth else httpx.Auth(),
+            list(secrets),
+        )
+        return await self._send(call)
 
-            if status == 401 and auth:
-                renewals += 1
-                if renewals <= 2:
-                    await self._renew(generation, by_login=renewals == 2)
-                    continue
-                raise AuthError(
-                    f"the site keeps answering 401 for {self.user} after a token refresh and a "
-                    "fresh login; check the account",
-                    endpoint=endpoint,
-                    user=self.user,
-                )
-
-            if status == 429:
-                limited += 1
-                wait = parse_retry_after(response.headers.get("Retry-After"))
-                if wait is None:
-                    wait = self.retry.backoff.delay(limited - 1)
-                if (
-                    limited < self.retry.rate_limited_attempts
-                    and wait <= self.retry.max_retry_after
-                ):
-                    # hold every request of this user, not only this one
-                    self.limiter.pause_until(self._clock() + wait)
-                    continue
-                raise RateLimited(
-                    f"the site kept answering 429 (too many requests) after {limited} "
-                    f"attempt{'s' if limited > 1 else ''}; slow down and try later",
-                    endpoint=endpoint,
-                    user=self.user,
-                    retry_after=wait,
-                )
-
-            if status >= 500 and method in IDEMPOTENT:
-                failures += 1
-                if failures < self.retry.attempts:
-                    wait = self.retry.backoff.delay(failures - 1)
-                    asked = parse_retry_after(response.headers.get("Retry-After"))
-                    if asked is not None:
-                        wait = max(wait, min(asked, self.retry.max_retry_after))
-                    await self._sleep(wait)
-                    continue
-
-            detail = redact(error_detail(response), self._secrets(extra_secrets))
-            error: FcError = error_for_status(status, detail, endpoint=endpoint, user=self.user)
-            raise error
+    async def _post(self, path: str, body: Wire, answer: type[W]) -> W:
+        """A POST needing no account (login, refresh), sent like every other request."""
+        response = await self.request("POST", path, json=body.model_dump(), auth=False)
+        return parse_body(response, answer, endpoint=f"POST {path}", user=self.user)
 
     def parse(self, response: httpx.Response, model: type[M] | TypeAdapter[M]) -> M:
         endpoint = endpoint_key(response.request.method, response.request.url.path)
         return parse_body(response, model, endpoint=endpoint, user=self.user)
+
+    # --- the send path, outermost stage first --------------------------------------------
+
+    async def _send(self, call: _Call) -> httpx.Response:
+        """Retry what is safe to retry, backing off between attempts; the last error stands."""
+        return await retry(
+            lambda: self._attempt(call),
+            retry_on=lambda exc: isinstance(exc, Again),
+            attempts=self.retry.attempts,
+            policy=self.retry.backoff,
+            sleep=self._sleep,
+        )
+
+    async def _attempt(self, call: _Call) -> httpx.Response:
+        """Send until the site stops answering 429; then the answer, or why not."""
+        while True:
+            try:
+                response = await self._send_handling_auth(call)
+            except httpx.TransportError as exc:
+                raise self._unanswered(call, exc) from None
+            verdict = classify(call.method, response.status_code)
+            if verdict is Verdict.DONE:
+                return response
+            if verdict is Verdict.SLOW_DOWN:
+                self._slow_down(call, response)
+                continue
+            error = self._error(call, response)
+            if verdict is Verdict.AGAIN:
+                call.failures += 1
+                raise Again(error, pause=self._asked_pause(response))
+            raise error
+
+    async def _send_handling_auth(self, call: _Call) -> httpx.Response:
+        """Drive the auth flow: each request it yields goes out, its answer goes back in."""
+        flow = call.auth.async_auth_flow(call.request)
+        try:
+            request = await flow.__anext__()
+            while True:
+                response = await self._send_single(call, request)
+                try:
+                    request = await flow.asend(response)
+                except StopAsyncIteration:
+                    return response
+        finally:
+            await flow.aclose()
+
+    async def _send_single(self, call: _Call, request: httpx.Request) -> httpx.Response:
+        """One request on the wire, inside the user's token bucket, recorded in the stats."""
+        await self.limiter.acquire()
+        sent_at = self._clock()
+        try:
+            response = await self._client.send(request)
+        except httpx.TransportError as exc:
+            self.stats.record(self.user, call.method, call.path, 0, sent_at)
+            log.debug("%s as %s -> %s", call.endpoint, self.user, type(exc).__name__)
+            raise
+        self.stats.record(self.user, call.method, call.path, response.status_code, sent_at)
+        log.debug("%s as %s -> %d", call.endpoint, self.user, response.status_code)
+        return response
+
+    # --- what an attempt's outcome turns into --------------------------------------------
+
+    def _slow_down(self, call: _Call, response: httpx.Response) -> None:
+        """A 429: hold every request of this user, not only this one, as long as asked."""
+        call.limited += 1
+        wait = parse_retry_after(response.headers.get("Retry-After"))
+        if wait is None:
+            wait = self.retry.backoff.delay(call.limited - 1)
+        if call.limited < self.retry.rate_limited_attempts and wait <= self.retry.max_retry_after:
+            self.limiter.pause_until(self._clock() + wait)
+            return
+        raise RateLimited(
+            f"the site kept answering 429 (too many requests) after {call.limited} "
+            f"attempt{'s' if call.limited > 1 else ''}; slow down and try later",
+            endpoint=call.endpoint,
+            user=self.user,
+            retry_after=wait,
+        )
+
+    def _asked_pause(self, response: httpx.Response) -> float:
+        """The least wait a 5xx asks for by its `Retry-After`, within reason."""
+        asked = parse_retry_after(response.headers.get("Retry-After"))
+        return 0.0 if asked is None else min(asked, self.retry.max_retry_after)
+
+    def _unanswered(self, call: _Call, exc: httpx.TransportError) -> FcError | Again:
+        """No answer: worth another attempt when nothing can have been done twice."""
+        call.failures += 1
+        error = TransportError(
+            f"no answer from {self.base_url} after {call.failures} "
+            f"attempt{'s' if call.failures > 1 else ''}: "
+            f"{redact(describe_transport_error(exc), self._secrets(call))}",
+            endpoint=call.endpoint,
+            user=self.user,
+        )
+        safe = call.method in IDEMPOTENT or isinstance(exc, httpx.ConnectError)
+        return Again(error) if safe else error
+
+    def _error(self, call: _Call, response: httpx.Response) -> FcError:
+        """The typed error for an answer that is not a success."""
+        if response.status_code == 401 and isinstance(call.auth, BearerAuth):
+            return AuthError(
+                f"the site keeps answering 401 for {self.user} after a token refresh and a "
+                "fresh login; check the account",
+                endpoint=call.endpoint,
+                user=self.user,
+            )
+        detail = redact(error_detail(response), self._secrets(call))
+        return error_for_status(
+            response.status_code, detail, endpoint=call.endpoint, user=self.user
+        )
+
+    def _secrets(self, call: _Call) -> list[str | None]:
+        return [*self.session.secrets(), *call.secrets]
 
 
 def model_dump(model: BaseModel) -> dict[str, Any]:

@@ -56,28 +56,3 @@ class TokenBucket:
         delay = self.reserve()
         if delay > 0:
             await self._sleep(delay)
-
-
-class UserLimiters:
-    """One bucket per user, shared by everything in a process that talks as that user."""
-
-    def __init__(
-        self,
-        rate: float = 3.0,
-        burst: int = 3,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._buckets: dict[str, TokenBucket] = {}
-
-    def for_user(self, user: str) -> TokenBucket:
-        bucket = self._buckets.get(user)
-        if bucket is None:
-            bucket = TokenBucket(self.rate, self.burst, clock=self._clock, sleep=self._sleep)
-            self._buckets[user] = bucket
-        return bucket

@@ -193,32 +193,34 @@ class WebsiteClient(Closing):
         r = await self._http.request("GET", "/api/apps/purchase/")
         return self._http.parse(r, _APPS)
 
-    async def purchase(self, app_id: int) -> None:
-        """Add an app to the user's library ("Add to library" in the web page)."""
-        await self._http.request("POST", f"/api/apps/{int(app_id)}/purchase/")
-
-    async def remove_from_library(self, app_id: int) -> None:
-        await self._http.request("DELETE", f"/api/apps/{int(app_id)}/purchase/")
-
     async def add_to_library(self, app_id: int) -> None:
-        """Have the app in the library, with one request where the site takes a repeated add.
+        """Have the app in the user's library ("Add to library" in the web page), with one
+        request where the site takes a repeated add.
 
         The runner only needs the app there, not to know whether it was just added, so it
         saves the library read every run would otherwise spend; a site that refuses a second
         add is answered by reading the library.
         """
         try:
-            await self.purchase(app_id)
+            await self._add(app_id)
         except Conflict:
             if not any(a.id == app_id for a in await self.library()):
                 raise
 
     async def ensure_in_library(self, app_id: int) -> bool:
-        """Purchase the app unless the library has it; True when it was added now."""
+        """Have the app in the library and say whether it was added now: the library is read
+        first, so this costs one request more than `add_to_library`."""
         if any(a.id == app_id for a in await self.library()):
             return False
-        await self.purchase(app_id)
+        await self._add(app_id)
         return True
+
+    async def remove_from_library(self, app_id: int) -> None:
+        await self._http.request("DELETE", f"/api/apps/{int(app_id)}/purchase/")
+
+    async def _add(self, app_id: int) -> None:
+        # the site's path calls adding an app to the library "purchase"; nothing is paid
+        await self._http.request("POST", f"/api/apps/{int(app_id)}/purchase/")
 
     # --- projects ----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Backoff delays and the polling loop: bounded, jittered, and honest about deadlines."""
+"""Backoff delays, the polling loop and the retry helper: bounded, jittered, and honest."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fcapi.backoff import POLL, Backoff, poll
+from fcapi.backoff import POLL, Again, Backoff, poll, retry
 from fcapi.errors import ExitCode, WaitTimeout
 
 
@@ -94,3 +94,57 @@ async def test_poll_with_zero_timeout_probes_once(clock):
     assert (
         await poll(probe, lambda r: True, seconds=0, what="x", clock=clock, sleep=clock.sleep) == 1
     )
+
+
+async def test_retry_awaits_a_lambda_and_stops_at_the_attempts(clock):
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError("reset")
+        return "ok"
+
+    got = await retry(
+        lambda: flaky(),
+        retry_on=lambda e: isinstance(e, ConnectionError),
+        attempts=3,
+        policy=Backoff(0.5, 2, 4),
+        sleep=clock.sleep,
+    )
+    assert got == "ok" and calls == 3
+    assert 0.25 <= clock.sleeps[0] <= 0.5 and 0.5 <= clock.sleeps[1] <= 1.0
+    calls = 0
+    with pytest.raises(ConnectionError):
+        await retry(flaky, retry_on=lambda e: False, attempts=5, sleep=clock.sleep)
+    assert calls == 1  # an error retry_on refuses is raised at once
+
+
+async def test_again_waits_at_least_its_pause_and_raises_its_error_when_spent(clock):
+    calls = 0
+
+    async def busy() -> None:
+        nonlocal calls
+        calls += 1
+        raise Again(LookupError(f"busy {calls}"), pause=7.0)
+
+    with pytest.raises(LookupError, match="busy 3") as info:
+        await retry(
+            busy,
+            retry_on=lambda e: isinstance(e, Again),
+            attempts=3,
+            policy=Backoff(0.5, 2, 4),
+            sleep=clock.sleep,
+        )
+    assert calls == 3
+    assert clock.sleeps == [7.0, 7.0]
+    assert info.value.__suppress_context__
+
+
+async def test_retry_needs_a_bound():
+    async def never() -> None:
+        return None
+
+    with pytest.raises(ValueError):
+        await retry(never, retry_on=lambda e: True)

@@ -429,3 +429,21 @@ def test_templates_and_retry_after_parsing():
     assert parse_retry_after(None) is None
     assert parse_retry_after("garbage") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10)
+
+
+async def test_renewals_count_across_all_attempts_of_one_request(http, fake):
+    """401, 503, 401: the second 401 is answered by a fresh login, not a second refresh."""
+    await http.request("GET", "/api/projects/7/")
+    answers = iter([401, 503, 401])
+
+    def script(r):
+        if r.url.path == "/api/projects/7/":
+            code = next(answers, None)
+            return None if code is None else httpx.Response(code, json={"detail": "x"})
+        return None
+
+    fake.script = script
+    await http.request("GET", "/api/projects/7/")
+    assert fake.count("GET", "/api/projects/7/") == 5
+    assert fake.count("POST", "/api/auth/token/refresh/") == 1
+    assert fake.count("POST", "/api/auth/login/") == 2

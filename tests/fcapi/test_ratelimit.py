@@ -6,9 +6,11 @@ import asyncio
 import time
 
 import pytest
+from pydantic import SecretStr
 
-from fcapi.ratelimit import TokenBucket, UserLimiters
+from fcapi.ratelimit import TokenBucket
 from fcapi.stats import RequestStats
+from fcapi.website import WebsitePool
 
 
 def test_burst_then_one_every_interval(clock):
@@ -57,12 +59,15 @@ def test_configurable_rate_and_burst(clock):
         TokenBucket(3, 0)
 
 
-def test_users_have_their_own_buckets(clock):
-    limiters = UserLimiters(3.0, 3, clock=clock, sleep=clock.sleep)
-    a, b = limiters.for_user("a@x.org"), limiters.for_user("b@x.org")
-    assert limiters.for_user("a@x.org") is a
+async def test_users_have_their_own_buckets():
+    pool = WebsitePool(
+        "http://site.test", {u: SecretStr("pw-123456") for u in ("a@x.org", "b@x.org")}
+    )
+    a, b = pool.client("a@x.org").limiter, pool.client("b@x.org").limiter
+    assert pool.client("a@x.org").limiter is a
     assert [a.reserve() for _ in range(3)] == [0, 0, 0]
     assert b.reserve() == 0  # a's burst does not slow b
+    await pool.aclose()
 
 
 async def test_real_time_twelve_concurrent_acquires_take_at_least_three_seconds():
