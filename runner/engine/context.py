@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pydantic import SecretStr
 
 from fcapi.controller import ControllerClient
-from fcapi.errors import FcError
+from fcapi.errors import FcError, one_line
 from fcapi.models import Project, Site
 from fcapi.website import WebsiteClient, WebsitePool
 from fedinfra.inventory import Inventory, SiteEntry
@@ -196,7 +196,7 @@ def failure_line(exc: BaseException) -> str:
     The runner's own run and site errors and fcapi's already read as a sentence naming the
     site or the endpoint; anything else keeps its type name, which says what kind of bug it is.
     """
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = one_line(str(exc)) or type(exc).__name__
     if isinstance(exc, SiteError | FcError | RunFailed):
         return text
     return f"{type(exc).__name__}: {text}"
