@@ -71,7 +71,7 @@ Ctx = Annotated[SiteContext, Depends(site_context)]
 #: (it also accepts the `JWT` scheme simplejwt knows, which HTTPBearer would refuse)
 _bearer = HTTPBearer(
     auto_error=False,
-    scheme_name="access token",
+    scheme_name="accessToken",
     description="the `access` of `POST /api/auth/login/` (or of a refresh)",
 )
 
