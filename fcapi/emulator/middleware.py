@@ -1,8 +1,9 @@
 """ASGI middleware of both servers: injects faults and counts requests by endpoint and user.
 
 Counts use templated paths (`PUT /api/projects/{id}/`) so tests can assert how many calls a
-client made per operation. Admin (`/_emulator/`) and relay (`/api/_emulator/`) traffic is
-neither faulted nor counted: it is not what the client under test sends.
+client made per operation. Admin (`/_emulator/`) and relay (`/api/_emulator/`) traffic, and
+the website's OpenAPI document and docs page, are neither faulted nor counted: they are not
+what the client under test sends.
 """
 
 from __future__ import annotations
