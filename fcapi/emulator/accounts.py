@@ -18,7 +18,7 @@ from fcapi.emulator.httputil import HTTPError, json_body
 from fcapi.emulator.openapi import request_body
 from fcapi.emulator.schemas import UserInfo
 from fcapi.emulator.site_state import SiteRec, UserRec
-from fcapi.emulator.webapi import Ctx, PathInt, SiteRoute, User, errors
+from fcapi.emulator.webapi import Ctx, PathInt, SiteRoute, User, errors, operation_id
 from fcapi.models import (
     AccessToken,
     App,
@@ -30,7 +30,7 @@ from fcapi.models import (
     TokenPair,
 )
 
-router = APIRouter(route_class=SiteRoute)
+router = APIRouter(route_class=SiteRoute, generate_unique_id_function=operation_id)
 
 
 def _app_json(app_id: int) -> dict[str, Any]:
@@ -161,13 +161,13 @@ async def create_site(request: Request, user: User, ctx: Ctx) -> Response:
 
 
 @router.get("/api/apps/", tags=["apps"], response_model=list[App])
-async def apps() -> Response:
+async def list_apps() -> Response:
     """The app store's catalog; needs no login."""
     return JSONResponse([_app_json(a.id) for a in catalog()])
 
 
 @router.get("/api/apps/purchase/", tags=["apps"], response_model=list[App], responses=errors(401))
-async def library(user: User) -> Response:
+async def list_library(user: User) -> Response:
     """The apps in the user's library: a workflow may only use these."""
     return JSONResponse([_app_json(i) for i in user.library if by_id(i)])
 

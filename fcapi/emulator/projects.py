@@ -18,7 +18,7 @@ from fcapi.emulator.openapi import request_body
 from fcapi.emulator.schemas import JoinedMembership, JoinRequest, ProjectView, TokenView
 from fcapi.emulator.site_context import SiteContext, now_iso
 from fcapi.emulator.site_state import ProjectRec, TokenRec, UserRec
-from fcapi.emulator.webapi import Ctx, PathInt, SiteRoute, User, errors
+from fcapi.emulator.webapi import Ctx, PathInt, SiteRoute, User, errors, operation_id
 from fcapi.models import ProjectCreate, ProjectStatus, ProjectUpdate, TokenCommand
 from fcapi.status import may_request, parse_status
 
@@ -27,7 +27,9 @@ S = ProjectStatus
 EDITABLE = {S.NEW, S.INIT, S.READY}
 
 
-router = APIRouter(route_class=SiteRoute, tags=["projects"])
+router = APIRouter(
+    route_class=SiteRoute, tags=["projects"], generate_unique_id_function=operation_id
+)
 
 
 @router.get("/api/projects/", response_model=list[ProjectView], responses=errors(401))
@@ -76,11 +78,11 @@ async def get_project(id: PathInt, user: User, ctx: Ctx) -> Response:
     responses=errors(400, 401, 403, 404, 409),
     openapi_extra=request_body(ProjectUpdate),
 )
-async def put_project(id: PathInt, request: Request, user: User, ctx: Ctx) -> Response:
+async def update_project(id: PathInt, request: Request, user: User, ctx: Ctx) -> Response:
     """A workflow (with status `ready`), a status move (`ready`, `prepare`, `shutdown`), or both."""
     p = ctx.project_for(id, user)
     body = await json_body(request, ProjectUpdate)
-    update_project(ctx, p, user, body)
+    apply_update(ctx, p, user, body)
     ctx.changed(id)
     return JSONResponse(ctx.project_json(p, user))
 
@@ -198,7 +200,7 @@ def _token_json(t: TokenRec) -> dict[str, Any]:
     ).model_dump()
 
 
-def update_project(ctx: SiteContext, p: ProjectRec, user: UserRec, body: ProjectUpdate) -> None:
+def apply_update(ctx: SiteContext, p: ProjectRec, user: UserRec, body: ProjectUpdate) -> None:
     """Apply a `PUT /api/projects/{id}/`: a workflow, a status move, or both."""
     current = S(p.status)
     if body.workflow is not None:

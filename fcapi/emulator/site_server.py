@@ -48,7 +48,6 @@ def build_site_app(ctx: SiteContext) -> FastAPI:
         docs_url=DOC_PATHS[1],
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
-        generate_unique_id_function=lambda route: route.name,
         separate_input_output_schemas=False,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )

@@ -45,6 +45,11 @@ class SiteRoute(APIRoute):
         await super().handle(_head_as_get(scope), receive, send)
 
 
+def operation_id(route: APIRoute) -> str:
+    """The handler's name: stable, and what a generated client would call the operation."""
+    return route.name
+
+
 def _head_as_get(scope: Scope) -> Scope:
     return {**scope, "method": "GET"} if scope.get("method") == "HEAD" else scope
 
