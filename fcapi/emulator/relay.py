@@ -25,7 +25,7 @@ from fcapi.emulator.apps import by_id
 from fcapi.emulator.httputil import HTTPError, int_param, json_body
 from fcapi.emulator.site_context import Message, SiteContext
 from fcapi.emulator.site_state import ProjectRec, SiteRec, UserRec
-from fcapi.emulator.webapi import Ctx
+from fcapi.emulator.webapi import Ctx, SiteRoute
 from fcapi.models import ProjectStatus as S
 
 PREFIX = "/api/_emulator/relay"
@@ -74,7 +74,7 @@ def _wait_arg(request: Request) -> float:
         raise HTTPError(400, "wait must be a number of seconds") from None
 
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False)
+router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=SiteRoute)
 
 
 @dataclass
