@@ -1,4 +1,8 @@
-"""`python -m fcapi.emulator site|controller ...`: the emulator's servers as processes."""
+"""`python -m fcapi.emulator site|controller ...`: the emulator's servers as processes.
+
+`python -m fcapi.emulator openapi` prints the website's OpenAPI document (what
+docs/featurecloud-openapi.json holds).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fcapi.emulator.faults import Faults
+from fcapi.emulator.faults import Faults, FaultState
 
 
 def _add_fault_flags(p: argparse.ArgumentParser) -> None:
@@ -50,12 +54,23 @@ def parser() -> argparse.ArgumentParser:
     ctl.add_argument("--pid-file", type=Path)
     ctl.add_argument("--run-timeout", type=float, default=3600.0, help="deadline of one run, s")
     _add_fault_flags(ctl)
+    sub.add_parser("openapi", help="print the website's OpenAPI document (JSON) and exit")
     return p
+
+
+def print_openapi() -> None:
+    from fcapi.emulator.openapi import render
+    from fcapi.emulator.site_context import SiteContext
+    from fcapi.emulator.site_server import build_site_app
+
+    sys.stdout.write(render(build_site_app(SiteContext(None, FaultState(Faults())))))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    from fcapi.emulator.faults import FaultState
+    if args.kind == "openapi":
+        print_openapi()
+        return
     from fcapi.emulator.serve import serve_forever
 
     faults = FaultState(_faults(args))

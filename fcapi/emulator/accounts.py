@@ -9,140 +9,200 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from starlette.requests import Request
+from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from fcapi.emulator import auth
 from fcapi.emulator.apps import by_id, catalog
-from fcapi.emulator.httputil import HTTPError, int_param, json_body
-from fcapi.emulator.site_context import SiteContext
+from fcapi.emulator.httputil import HTTPError, json_body
+from fcapi.emulator.openapi import request_body
+from fcapi.emulator.schemas import UserInfo
 from fcapi.emulator.site_state import SiteRec, UserRec
-from fcapi.models import LoginRequest, RefreshRequest, SignupRequest, SiteCreate
+from fcapi.emulator.webapi import Ctx, PathInt, SiteRoute, User, errors, operation_id
+from fcapi.models import (
+    AccessToken,
+    App,
+    LoginRequest,
+    RefreshRequest,
+    SignupRequest,
+    Site,
+    SiteCreate,
+    TokenPair,
+)
+
+router = APIRouter(route_class=SiteRoute, generate_unique_id_function=operation_id)
 
 
 def _app_json(app_id: int) -> dict[str, Any]:
     info = by_id(app_id)
     assert info is not None
-    return {"id": info.id, "slug": info.slug, "name": info.name, "description": ""}
+    return App(id=info.id, slug=info.slug, name=info.name, description="").model_dump()
 
 
-def routes(ctx: SiteContext) -> list[Route]:
-    data = ctx.data
+def _user_json(user: UserRec) -> dict[str, Any]:
+    return UserInfo(
+        id=user.id,
+        email=user.email,
+        firstName=user.firstName,
+        lastName=user.lastName,
+        role=user.role,
+    ).model_dump()
 
-    async def login(request: Request) -> Response:
-        body = await json_body(request, LoginRequest)
-        request.state.user = body.username
-        user = ctx.user_by_email(body.username)
-        if user is None or not auth.check_password(body.password, user.password):
-            raise HTTPError(401, "No active account found with the given credentials")
-        return JSONResponse(ctx.issue(user))
 
-    async def refresh(request: Request) -> Response:
-        body = await json_body(request, RefreshRequest)
-        user = ctx.user_from_token(body.refresh, "refresh")
-        if user is None:
-            return JSONResponse(
-                {"detail": "Token is invalid or expired", "code": "token_not_valid"}, 401
-            )
-        request.state.user = user.email
-        return JSONResponse({"access": ctx.access_for(user)})
+@router.post(
+    "/api/auth/login/",
+    tags=["auth"],
+    response_model=TokenPair,
+    responses=errors(400, 401),
+    openapi_extra=request_body(LoginRequest),
+)
+async def login(request: Request, ctx: Ctx) -> Response:
+    """A simplejwt token pair for an email and password."""
+    body = await json_body(request, LoginRequest)
+    request.state.user = body.username
+    user = ctx.user_by_email(body.username)
+    if user is None or not auth.check_password(body.password, user.password):
+        raise HTTPError(401, "No active account found with the given credentials")
+    return JSONResponse(ctx.issue(user))
 
-    async def logout(request: Request) -> Response:
-        ctx.current_user(request)
-        return JSONResponse({})
 
-    async def user_info(request: Request) -> Response:
-        user = ctx.current_user(request)
+@router.post(
+    "/api/auth/token/refresh/",
+    tags=["auth"],
+    response_model=AccessToken,
+    responses=errors(400, 401),
+    openapi_extra=request_body(RefreshRequest),
+)
+async def refresh(request: Request, ctx: Ctx) -> Response:
+    """A new access token for a refresh token."""
+    body = await json_body(request, RefreshRequest)
+    user = ctx.user_from_token(body.refresh, "refresh")
+    if user is None:
         return JSONResponse(
-            {
-                "id": user.id,
-                "email": user.email,
-                "firstName": user.firstName,
-                "lastName": user.lastName,
-                "role": user.role,
-            }
+            {"detail": "Token is invalid or expired", "code": "token_not_valid"}, 401
         )
+    request.state.user = user.email
+    return JSONResponse({"access": ctx.access_for(user)})
 
-    async def signup(request: Request) -> Response:
-        body = await json_body(request, SignupRequest)
-        request.state.user = body.email
-        if "@" not in body.email:
-            raise HTTPError(400, {"email": ["Enter a valid email address."]})
-        if len(body.password) < 4:
-            raise HTTPError(400, {"password": ["This password is too short."]})
-        if ctx.user_by_email(body.email) is not None:
-            raise HTTPError(400, {"email": ["user with this email already exists."]})
-        user = UserRec(
-            id=data.new_id("user"),
-            email=body.email,
-            password=auth.hash_password(body.password),
-            firstName=body.firstName,
-            lastName=body.lastName,
-            role=body.role,
-        )
-        data.users[user.id] = user
+
+@router.post("/api/auth/logout/", tags=["auth"], responses=errors(401))
+async def logout(user: User) -> Response:
+    """Answers an empty object; tokens stay valid until they expire."""
+    return JSONResponse({})
+
+
+@router.post(
+    "/api/auth/user/signup/",
+    tags=["auth"],
+    status_code=201,
+    response_model=UserInfo,
+    responses=errors(400),
+    openapi_extra=request_body(SignupRequest),
+)
+async def signup(request: Request, ctx: Ctx) -> Response:
+    """A new account (the website's "Sign up")."""
+    body = await json_body(request, SignupRequest)
+    request.state.user = body.email
+    if "@" not in body.email:
+        raise HTTPError(400, {"email": ["Enter a valid email address."]})
+    if len(body.password) < 4:
+        raise HTTPError(400, {"password": ["This password is too short."]})
+    if ctx.user_by_email(body.email) is not None:
+        raise HTTPError(400, {"email": ["user with this email already exists."]})
+    user = UserRec(
+        id=ctx.data.new_id("user"),
+        email=body.email,
+        password=auth.hash_password(body.password),
+        firstName=body.firstName,
+        lastName=body.lastName,
+        role=body.role,
+    )
+    ctx.data.users[user.id] = user
+    ctx.save()
+    return JSONResponse(_user_json(user), 201)
+
+
+@router.get("/api/user/info/", tags=["auth"], response_model=UserInfo, responses=errors(401))
+async def user_info(user: User) -> Response:
+    """The logged-in user: clients use it to check that a login still holds."""
+    return JSONResponse(_user_json(user))
+
+
+@router.get("/api/site/", tags=["site"], response_model=Site, responses=errors(401, 404))
+async def get_site(user: User, ctx: Ctx) -> Response:
+    """The user's site; its `token` is what the site's controller knows it by."""
+    existing = ctx.site_of(user.id)
+    if existing is None:
+        raise HTTPError(404, "Not found.")
+    return JSONResponse(ctx.site_json(existing, user))
+
+
+@router.post(
+    "/api/site/",
+    tags=["site"],
+    status_code=201,
+    response_model=Site,
+    responses=errors(400, 401),
+    openapi_extra=request_body(SiteCreate),
+)
+async def create_site(request: Request, user: User, ctx: Ctx) -> Response:
+    """The user's one site (the website's site registration)."""
+    existing = ctx.site_of(user.id)
+    body = await json_body(request, SiteCreate)
+    if existing is not None:
+        raise HTTPError(400, "this user already has a site")
+    fields = body.model_dump()
+    rec = SiteRec(
+        id=ctx.data.new_id("site"), user_id=user.id, token=str(uuid.uuid4()), fields=fields
+    )
+    ctx.data.sites[rec.id] = rec
+    ctx.save()
+    return JSONResponse(ctx.site_json(rec, user), 201)
+
+
+@router.get("/api/apps/", tags=["apps"], response_model=list[App])
+async def list_apps() -> Response:
+    """The app store's catalog; needs no login."""
+    return JSONResponse([_app_json(a.id) for a in catalog()])
+
+
+@router.get("/api/apps/purchase/", tags=["apps"], response_model=list[App], responses=errors(401))
+async def list_library(user: User) -> Response:
+    """The apps in the user's library: a workflow may only use these."""
+    return JSONResponse([_app_json(i) for i in user.library if by_id(i)])
+
+
+def _known(app_id: int) -> int:
+    if by_id(app_id) is None:
+        raise HTTPError(404, "Not found.")
+    return app_id
+
+
+@router.post(
+    "/api/apps/{app_id}/purchase/",
+    tags=["apps"],
+    status_code=201,
+    response_model=App,
+    responses=errors(400, 401, 404),
+)
+async def add_to_library(app_id: PathInt, user: User, ctx: Ctx) -> Response:
+    """Adds the app to the user's library ("Add to library"); again is no error. No body."""
+    if _known(app_id) not in user.library:
+        user.library.append(app_id)
         ctx.save()
-        return JSONResponse(
-            {
-                "id": user.id,
-                "email": user.email,
-                "firstName": user.firstName,
-                "lastName": user.lastName,
-                "role": user.role,
-            },
-            201,
-        )
+    return JSONResponse(_app_json(app_id), 201)
 
-    async def site(request: Request) -> Response:
-        user = ctx.current_user(request)
-        existing = ctx.site_of(user.id)
-        if request.method == "GET":
-            if existing is None:
-                raise HTTPError(404, "Not found.")
-            return JSONResponse(ctx.site_json(existing, user))
-        body = await json_body(request, SiteCreate)
-        if existing is not None:
-            raise HTTPError(400, "this user already has a site")
-        fields = body.model_dump()
-        rec = SiteRec(
-            id=data.new_id("site"), user_id=user.id, token=str(uuid.uuid4()), fields=fields
-        )
-        data.sites[rec.id] = rec
-        ctx.save()
-        return JSONResponse(ctx.site_json(rec, user), 201)
 
-    async def apps(request: Request) -> Response:
-        return JSONResponse([_app_json(a.id) for a in catalog()])
-
-    async def library(request: Request) -> Response:
-        user = ctx.current_user(request)
-        return JSONResponse([_app_json(i) for i in user.library if by_id(i)])
-
-    async def purchase(request: Request) -> Response:
-        user = ctx.current_user(request)
-        app_id = int_param(request.path_params["app_id"], "app_id")
-        if by_id(app_id) is None:
-            raise HTTPError(404, "Not found.")
-        if request.method == "POST":
-            if app_id not in user.library:
-                user.library.append(app_id)
-                ctx.save()
-            return JSONResponse(_app_json(app_id), 201)
-        if app_id not in user.library:
-            raise HTTPError(404, "this app is not in your library")
-        user.library.remove(app_id)
-        ctx.save()
-        return Response(status_code=204)
-
-    return [
-        Route("/api/auth/login/", login, methods=["POST"]),
-        Route("/api/auth/token/refresh/", refresh, methods=["POST"]),
-        Route("/api/auth/logout/", logout, methods=["POST"]),
-        Route("/api/auth/user/signup/", signup, methods=["POST"]),
-        Route("/api/user/info/", user_info, methods=["GET"]),
-        Route("/api/site/", site, methods=["GET", "POST"]),
-        Route("/api/apps/", apps, methods=["GET"]),
-        Route("/api/apps/purchase/", library, methods=["GET"]),
-        Route("/api/apps/{app_id}/purchase/", purchase, methods=["POST", "DELETE"]),
-    ]
+@router.delete(
+    "/api/apps/{app_id}/purchase/",
+    tags=["apps"],
+    status_code=204,
+    responses=errors(400, 401, 404),
+)
+async def remove_from_library(app_id: PathInt, user: User, ctx: Ctx) -> Response:
+    """Removes the app from the user's library."""
+    if _known(app_id) not in user.library:
+        raise HTTPError(404, "this app is not in your library")
+    user.library.remove(app_id)
+    ctx.save()
+    return Response(status_code=204)

@@ -27,6 +27,7 @@ from fcapi.emulator.layout import SITE_INFO, RunLayout, list_runs, uploads_dir
 from fcapi.emulator.middleware import FaultsAndCounts, RequestCounts, admin_routes
 from fcapi.emulator.relay_client import RelayClient
 from fcapi.emulator.run_driver import execute_run
+from fcapi.files import atomic_target
 from fcapi.models import Site
 
 MAX_LOG_LINES = 10_000
@@ -121,70 +122,80 @@ class ControllerContext:
 
 
 def _safe_name(name: str) -> str:
-    """A plain basename: no directories, no hidden names (the `.part` files are ours)."""
+    """A plain basename: no directories, no hidden names (the temporary files are ours)."""
     if not name or name.startswith(".") or any(ch in name for ch in "/\\\0"):
         raise HTTPError(400, f"fileName must be a plain file name, got {name!r}")
     return name
 
 
+def _ctx(request: Request) -> ControllerContext:
+    ctx: ControllerContext = request.app.state.controller
+    return ctx
+
+
+async def ping(request: Request) -> Response:
+    return JSONResponse({"status": "running"})
+
+
+async def file_upload(request: Request) -> Response:
+    """A file of the site's data for a project, or (`finalize=true`) the end of its uploads."""
+    ctx = _ctx(request)
+    q = request.query_params
+    pid = int_param(q.get("projectId"), "projectId")
+    ctx.site()
+    view = await ctx.relay.project(pid)
+    if view["status"] == "running":
+        raise HTTPError(409, f"project {pid} is running: uploads are refused until it ends")
+    if is_true(q.get("finalize")):
+        # always tell the website (idempotent there): a watcher still alive from an
+        # earlier prepare must not make this finalize go uncounted
+        view = await ctx.relay.finalize(pid)
+        ctx.emit("info", f"project {pid}: uploads finalized")
+        ctx.watch(pid)
+        return JSONResponse({"detail": "finalized", "projectId": pid, "status": view["status"]})
+    name = _safe_name(q.get("fileName") or "")
+    size = 0
+    with atomic_target(uploads_dir(ctx.data_dir, pid) / name) as f:
+        async for chunk in request.stream():  # streamed: the body is never whole in memory
+            f.write(chunk)
+            size += len(chunk)
+    ctx.emit("info", f"project {pid}: received {name} ({size} bytes)")
+    return JSONResponse({"fileName": name, "size": size, "projectId": pid})
+
+
+async def project_runs(request: Request) -> Response:
+    pid = int_param(request.query_params.get("projectId"), "projectId")
+    return JSONResponse(list_runs(_ctx(request).data_dir, pid))
+
+
+def _step_file(request: Request, kind: str) -> Path:
+    q = request.query_params
+    pid = int_param(q.get("projectId"), "projectId")
+    run = int_param(q.get("run"), "run")
+    step = int_param(q.get("step"), "step")
+    layout = RunLayout(_ctx(request).data_dir, pid, run)
+    path = layout.result_zip(step) if kind == "result" else layout.log(step)
+    if not path.exists():
+        raise HTTPError(404, f"no {kind} for project {pid} run {run} step {step}")
+    return path
+
+
+async def file_download(request: Request) -> Response:
+    path = _step_file(request, "result")
+    return FileResponse(path, media_type="application/zip", filename=path.name)
+
+
+async def logs_download(request: Request) -> Response:
+    path = _step_file(request, "log")
+    return FileResponse(path, media_type="text/plain; charset=utf-8", filename=path.name)
+
+
+async def logs(request: Request) -> Response:
+    start = int_param(request.query_params.get("from", "0"), "from")
+    return JSONResponse(_ctx(request).logs[max(start, 0) :])
+
+
 def build_controller_app(ctx: ControllerContext) -> Starlette:
-    async def ping(request: Request) -> Response:
-        return JSONResponse({"status": "running"})
-
-    async def file_upload(request: Request) -> Response:
-        q = request.query_params
-        pid = int_param(q.get("projectId"), "projectId")
-        ctx.site()
-        view = await ctx.relay.project(pid)
-        if view["status"] == "running":
-            raise HTTPError(409, f"project {pid} is running: uploads are refused until it ends")
-        if is_true(q.get("finalize")):
-            # always tell the website (idempotent there): a watcher still alive from an
-            # earlier prepare must not make this finalize go uncounted
-            view = await ctx.relay.finalize(pid)
-            ctx.emit("info", f"project {pid}: uploads finalized")
-            ctx.watch(pid)
-            return JSONResponse({"detail": "finalized", "projectId": pid, "status": view["status"]})
-        name = _safe_name(q.get("fileName") or "")
-        folder = uploads_dir(ctx.data_dir, pid)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.part"
-        size = 0
-        with tmp.open("wb") as f:  # streamed: the body is never whole in memory
-            async for chunk in request.stream():
-                f.write(chunk)
-                size += len(chunk)
-        tmp.replace(folder / name)
-        ctx.emit("info", f"project {pid}: received {name} ({size} bytes)")
-        return JSONResponse({"fileName": name, "size": size, "projectId": pid})
-
-    async def project_runs(request: Request) -> Response:
-        pid = int_param(request.query_params.get("projectId"), "projectId")
-        return JSONResponse(list_runs(ctx.data_dir, pid))
-
-    def _step_file(request: Request, kind: str) -> Path:
-        q = request.query_params
-        pid = int_param(q.get("projectId"), "projectId")
-        run = int_param(q.get("run"), "run")
-        step = int_param(q.get("step"), "step")
-        layout = RunLayout(ctx.data_dir, pid, run)
-        path = layout.result_zip(step) if kind == "result" else layout.log(step)
-        if not path.exists():
-            raise HTTPError(404, f"no {kind} for project {pid} run {run} step {step}")
-        return path
-
-    async def file_download(request: Request) -> Response:
-        path = _step_file(request, "result")
-        return FileResponse(path, media_type="application/zip", filename=path.name)
-
-    async def logs_download(request: Request) -> Response:
-        path = _step_file(request, "log")
-        return FileResponse(path, media_type="text/plain; charset=utf-8", filename=path.name)
-
-    async def logs(request: Request) -> Response:
-        start = int_param(request.query_params.get("from", "0"), "from")
-        return JSONResponse(ctx.logs[max(start, 0) :])
-
     routes = [
         Route("/ping/", ping, methods=["GET"]),
         Route("/file-upload/", file_upload, methods=["POST"]),
@@ -202,5 +213,6 @@ def build_controller_app(ctx: ControllerContext) -> Starlette:
         await ctx.close()
 
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    app.state.controller = ctx
     app.add_middleware(FaultsAndCounts, faults=ctx.faults, counts=ctx.counts, routes=routes)
     return app

@@ -7,12 +7,14 @@ framework answers, because that is what platform clients parse.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,11 +44,29 @@ async def starlette_error_handler(request: Request, exc: Exception) -> Response:
     detail = {404: "Not found.", 405: f'Method "{request.method}" not allowed.'}.get(
         exc.status_code, exc.detail
     )
-    return error_response(exc.status_code, detail, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return error_response(exc.status_code, detail, headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the path answers, HEAD with GET: Starlette's 405 names only those of the
+    first route on the path, and the website has one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.path_regex.match(request.scope["path"]):
+            methods |= route.methods or set()
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 #: exception handlers both servers install
-HANDLERS = {HTTPError: http_error_handler, StarletteHTTPException: starlette_error_handler}
+HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Coroutine[Any, Any, Response]]] = {
+    HTTPError: http_error_handler,
+    StarletteHTTPException: starlette_error_handler,
+}
 
 
 async def json_body(request: Request, model: type[M]) -> M:
@@ -71,7 +91,12 @@ def int_param(value: str | None, name: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise HTTPError(400, f"{name} must be an integer, got {value!r}") from None
+        raise HTTPError(400, not_an_integer(name, value)) from None
+
+
+def not_an_integer(name: str, value: Any) -> str:
+    """The 400 detail of a parameter that is not a number, wherever it is checked."""
+    return f"{name} must be an integer, got {value!r}"
 
 
 def is_true(value: str | None) -> bool:

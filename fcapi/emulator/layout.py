@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fcapi.files import atomic_target
+
 SITE_INFO = "site_info.json"
 
 
@@ -71,10 +73,8 @@ def list_runs(data_dir: Path, pid: int) -> list[dict[str, Any]]:
 
 
 def zip_output(output_dir: Path, dest: Path) -> None:
-    """The app's output files at the zip's top level; written under a temporary name."""
-    tmp = dest.with_name(dest.name + ".part")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    """The app's output files at the zip's top level; `dest` appears only once complete."""
+    with atomic_target(dest) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(output_dir.rglob("*")):
             if path.is_file():
                 zf.write(path, path.relative_to(output_dir).as_posix())
-    tmp.replace(dest)

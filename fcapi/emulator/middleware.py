@@ -1,8 +1,9 @@
 """ASGI middleware of both servers: injects faults and counts requests by endpoint and user.
 
 Counts use templated paths (`PUT /api/projects/{id}/`) so tests can assert how many calls a
-client made per operation. Admin (`/_emulator/`) and relay (`/api/_emulator/`) traffic is
-neither faulted nor counted: it is not what the client under test sends.
+client made per operation. Admin (`/_emulator/`) and relay (`/api/_emulator/`) traffic, and
+the website's OpenAPI document and docs page, are neither faulted nor counted: they are not
+what the client under test sends.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fcapi.emulator.faults import FaultState
@@ -47,11 +49,11 @@ class RequestCounts:
         self.__init__()  # type: ignore[misc]
 
 
-def template_of(routes: list[Route], scope: Scope) -> str:
+def template_of(routes: Sequence[BaseRoute], scope: Scope) -> str:
     """`"METHOD /path/{param}/"` for the route that matches, else the raw path."""
     for route in routes:
         match, _ = route.matches(scope)
-        if match != Match.NONE:
+        if match != Match.NONE and isinstance(route, Route):
             return f"{scope['method']} {route.path}"
     return f"{scope['method']} {scope['path']}"
 
@@ -61,16 +63,24 @@ def _exempt(path: str) -> bool:
 
 
 class FaultsAndCounts:
+    """`exempt` names further paths that are neither faulted nor counted (the site's docs)."""
+
     def __init__(
-        self, app: ASGIApp, faults: FaultState, counts: RequestCounts, routes: list[Route]
+        self,
+        app: ASGIApp,
+        faults: FaultState,
+        counts: RequestCounts,
+        routes: Sequence[BaseRoute],
+        exempt: Collection[str] = (),
     ) -> None:
         self.app = app
         self.faults = faults
         self.counts = counts
         self.routes = routes
+        self.exempt = frozenset(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _exempt(scope["path"]):
+        if scope["type"] != "http" or _exempt(scope["path"]) or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})

@@ -9,15 +9,16 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from pydantic import BaseModel
-from starlette.requests import Request
+from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from fcapi.emulator.apps import by_id
-from fcapi.emulator.httputil import HTTPError, int_param, json_body
+from fcapi.emulator.httputil import HTTPError, json_body
+from fcapi.emulator.openapi import request_body
+from fcapi.emulator.schemas import JoinedMembership, JoinRequest, ProjectView, TokenView
 from fcapi.emulator.site_context import SiteContext, now_iso
 from fcapi.emulator.site_state import ProjectRec, TokenRec, UserRec
+from fcapi.emulator.webapi import Ctx, PathInt, SiteRoute, User, errors, operation_id
 from fcapi.models import ProjectCreate, ProjectStatus, ProjectUpdate, TokenCommand
 from fcapi.status import may_request, parse_status
 
@@ -26,136 +27,180 @@ S = ProjectStatus
 EDITABLE = {S.NEW, S.INIT, S.READY}
 
 
-class _Join(BaseModel):
-    token: str
-    cmd: str
+router = APIRouter(
+    route_class=SiteRoute, tags=["projects"], generate_unique_id_function=operation_id
+)
 
 
-def routes(ctx: SiteContext) -> list[Route]:
-    data = ctx.data
+@router.get("/api/projects/", response_model=list[ProjectView], responses=errors(401))
+async def list_projects(user: User, ctx: Ctx) -> Response:
+    """The projects the user is a member of."""
+    mine = [p for p in ctx.data.projects.values() if user.id in p.members]
+    return JSONResponse([ctx.project_json(p, user) for p in mine])
 
-    async def projects(request: Request) -> Response:
-        user = ctx.current_user(request)
-        if request.method == "GET":
-            mine = [p for p in data.projects.values() if user.id in p.members]
-            return JSONResponse([ctx.project_json(p, user) for p in mine])
-        body = await json_body(request, ProjectCreate)
-        try:
-            status = parse_status(body.status)
-        except ValueError:
-            raise HTTPError(400, {"status": [f'"{body.status}" is not a valid choice.']}) from None
-        if status not in EDITABLE:
-            raise HTTPError(400, f"a new project cannot start in status {status.value!r}")
-        p = ProjectRec(
-            id=data.new_id("project"),
-            name=body.name,
-            description=body.description,
-            status=status.value,
-            owner=user.id,
-            members=[user.id],
-            createdAt=now_iso(),
-        )
-        data.projects[p.id] = p
-        ctx.changed(p.id)
-        return JSONResponse(ctx.project_json(p, user), 201)
 
-    async def project(request: Request) -> Response:
-        user = ctx.current_user(request)
-        pid = int_param(request.path_params["id"], "id")
-        p = ctx.project_for(pid, user)
-        if request.method == "GET":
-            return JSONResponse(ctx.project_json(p, user))
-        if request.method == "DELETE":
-            if user.id != p.owner:
-                raise HTTPError(403, "only the coordinator may delete a project")
-            if p.status == S.RUNNING:
-                raise HTTPError(409, "the project is running: shut it down first")
-            del data.projects[pid]
-            for t in [t for t in data.tokens.values() if t.project == pid]:
-                del data.tokens[t.id]
-            ctx.changed(pid)
-            return Response(status_code=204)
-        body = await json_body(request, ProjectUpdate)
-        update_project(ctx, p, user, body)
-        ctx.changed(pid)
-        return JSONResponse(ctx.project_json(p, user))
+@router.post(
+    "/api/projects/",
+    status_code=201,
+    response_model=ProjectView,
+    responses=errors(400, 401),
+    openapi_extra=request_body(ProjectCreate),
+)
+async def create_project(request: Request, user: User, ctx: Ctx) -> Response:
+    """A new project, its creator the coordinator; it starts without a workflow."""
+    body = await json_body(request, ProjectCreate)
+    status = _status(body.status)
+    if status not in EDITABLE:
+        raise HTTPError(400, f"a new project cannot start in status {status.value!r}")
+    p = ProjectRec(
+        id=ctx.data.new_id("project"),
+        name=body.name,
+        description=body.description,
+        status=status.value,
+        owner=user.id,
+        members=[user.id],
+        createdAt=now_iso(),
+    )
+    ctx.data.projects[p.id] = p
+    ctx.changed(p.id)
+    return JSONResponse(ctx.project_json(p, user), 201)
 
-    async def tokens(request: Request) -> Response:
-        user = ctx.current_user(request)
-        pid = int_param(request.path_params["project_id"], "project_id")
-        p = ctx.project_for(pid, user)
-        if user.id != p.owner:
-            raise HTTPError(403, "only the coordinator manages a project's tokens")
-        if request.method == "GET":
-            return JSONResponse([_token_json(t) for t in data.tokens.values() if t.project == pid])
-        body = await json_body(request, TokenCommand)
-        if body.cmd != "create":
-            raise HTTPError(400, f"unknown cmd {body.cmd!r}: expected 'create'")
-        t = TokenRec(
-            id=data.new_id("token"),
-            token=secrets.token_urlsafe(18),
-            project=pid,
-            createdAt=now_iso(),
-        )
-        data.tokens[t.id] = t
-        ctx.save()
-        return JSONResponse(_token_json(t), 201)
 
-    async def join(request: Request) -> Response:
-        user = ctx.current_user(request)
-        body = await json_body(request, _Join)
-        if body.cmd != "join":
-            raise HTTPError(400, f"unknown cmd {body.cmd!r}: expected 'join'")
-        t = next((t for t in data.tokens.values() if t.token == body.token), None)
-        if t is None:
-            raise HTTPError(404, "Invalid token")
-        if t.used:
-            raise HTTPError(400, "This token has already been used")
-        p = data.projects[t.project]
-        if user.id in p.members:
-            raise HTTPError(400, "you are already a member of this project")
-        if p.status in {S.RUNNING, S.PREPARE}:
-            raise HTTPError(409, f"the project is {p.status}: join before it is prepared")
-        t.used, t.used_by = True, user.id
-        p.members.append(user.id)
-        ctx.changed(p.id)
-        return JSONResponse(
-            {"id": t.id, "project": p.id, "role": "participant", "user": user.id, "token": t.token},
-            201,
-        )
+@router.get("/api/projects/{id}/", response_model=ProjectView, responses=errors(400, 401, 404))
+async def get_project(id: PathInt, user: User, ctx: Ctx) -> Response:
+    """The project; `role` says whether the user coordinates it."""
+    return JSONResponse(ctx.project_json(ctx.project_for(id, user), user))
 
-    async def delete_token(request: Request) -> Response:
-        user = ctx.current_user(request)
-        tid = int_param(request.path_params["id"], "id")
-        t = data.tokens.get(tid)
-        if t is None or t.project not in data.projects:
-            raise HTTPError(404, "Not found.")
-        if data.projects[t.project].owner != user.id:
-            raise HTTPError(403, "only the coordinator manages a project's tokens")
-        del data.tokens[tid]
-        ctx.save()
-        return Response(status_code=204)
 
-    return [
-        Route("/api/projects/", projects, methods=["GET", "POST"]),
-        Route("/api/projects/{id}/", project, methods=["GET", "PUT", "DELETE"]),
-        Route("/api/project-tokens/", join, methods=["POST"]),
-        Route("/api/project-tokens/token/{id}/", delete_token, methods=["DELETE"]),
-        Route("/api/project-tokens/{project_id}/", tokens, methods=["GET", "POST"]),
-    ]
+@router.put(
+    "/api/projects/{id}/",
+    response_model=ProjectView,
+    responses=errors(400, 401, 403, 404, 409),
+    openapi_extra=request_body(ProjectUpdate),
+)
+async def update_project(id: PathInt, request: Request, user: User, ctx: Ctx) -> Response:
+    """A workflow (with status `ready`), a status move (`ready`, `prepare`, `shutdown`), or both."""
+    p = ctx.project_for(id, user)
+    body = await json_body(request, ProjectUpdate)
+    apply_update(ctx, p, user, body)
+    ctx.changed(id)
+    return JSONResponse(ctx.project_json(p, user))
+
+
+@router.delete("/api/projects/{id}/", status_code=204, responses=errors(400, 401, 403, 404, 409))
+async def delete_project(id: PathInt, user: User, ctx: Ctx) -> Response:
+    """Deletes the project and its tokens (coordinator only, not while it runs)."""
+    p = ctx.project_for(id, user)
+    if user.id != p.owner:
+        raise HTTPError(403, "only the coordinator may delete a project")
+    if p.status == S.RUNNING:
+        raise HTTPError(409, "the project is running: shut it down first")
+    del ctx.data.projects[id]
+    for t in [t for t in ctx.data.tokens.values() if t.project == id]:
+        del ctx.data.tokens[t.id]
+    ctx.changed(id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/project-tokens/",
+    status_code=201,
+    response_model=JoinedMembership,
+    responses=errors(400, 401, 404, 409),
+    openapi_extra=request_body(JoinRequest),
+)
+async def join(request: Request, user: User, ctx: Ctx) -> Response:
+    """Joins the token's project as a participant; a token serves once."""
+    body = await json_body(request, JoinRequest)
+    if body.cmd != "join":
+        raise HTTPError(400, f"unknown cmd {body.cmd!r}: expected 'join'")
+    t = next((t for t in ctx.data.tokens.values() if t.token == body.token), None)
+    if t is None:
+        raise HTTPError(404, "Invalid token")
+    if t.used:
+        raise HTTPError(400, "This token has already been used")
+    p = ctx.data.projects[t.project]
+    if user.id in p.members:
+        raise HTTPError(400, "you are already a member of this project")
+    if p.status in {S.RUNNING, S.PREPARE}:
+        raise HTTPError(409, f"the project is {p.status}: join before it is prepared")
+    t.used, t.used_by = True, user.id
+    p.members.append(user.id)
+    ctx.changed(p.id)
+    joined = JoinedMembership(id=t.id, project=p.id, user=user.id, token=t.token)
+    return JSONResponse(joined.model_dump(), 201)
+
+
+@router.delete(
+    "/api/project-tokens/token/{id}/", status_code=204, responses=errors(400, 401, 403, 404)
+)
+async def delete_token(id: PathInt, user: User, ctx: Ctx) -> Response:
+    """Deletes a token (coordinator only)."""
+    t = ctx.data.tokens.get(id)
+    if t is None or t.project not in ctx.data.projects:
+        raise HTTPError(404, "Not found.")
+    if ctx.data.projects[t.project].owner != user.id:
+        raise HTTPError(403, "only the coordinator manages a project's tokens")
+    del ctx.data.tokens[id]
+    ctx.save()
+    return Response(status_code=204)
+
+
+def _coordinated(ctx: SiteContext, project_id: int, user: UserRec) -> int:
+    if user.id != ctx.project_for(project_id, user).owner:
+        raise HTTPError(403, "only the coordinator manages a project's tokens")
+    return project_id
+
+
+@router.get(
+    "/api/project-tokens/{project_id}/",
+    response_model=list[TokenView],
+    responses=errors(400, 401, 403, 404),
+)
+async def list_tokens(project_id: PathInt, user: User, ctx: Ctx) -> Response:
+    """The project's tokens, used or not (coordinator only)."""
+    pid = _coordinated(ctx, project_id, user)
+    return JSONResponse([_token_json(t) for t in ctx.data.tokens.values() if t.project == pid])
+
+
+@router.post(
+    "/api/project-tokens/{project_id}/",
+    status_code=201,
+    response_model=TokenView,
+    responses=errors(400, 401, 403, 404),
+    openapi_extra=request_body(TokenCommand),
+)
+async def create_token(project_id: PathInt, request: Request, user: User, ctx: Ctx) -> Response:
+    """A new single-use token to hand to one participant (coordinator only)."""
+    pid = _coordinated(ctx, project_id, user)
+    body = await json_body(request, TokenCommand)
+    if body.cmd != "create":
+        raise HTTPError(400, f"unknown cmd {body.cmd!r}: expected 'create'")
+    t = TokenRec(
+        id=ctx.data.new_id("token"),
+        token=secrets.token_urlsafe(18),
+        project=pid,
+        createdAt=now_iso(),
+    )
+    ctx.data.tokens[t.id] = t
+    ctx.save()
+    return JSONResponse(_token_json(t), 201)
+
+
+def _status(word: str) -> S:
+    try:
+        return parse_status(word)
+    except ValueError:
+        raise HTTPError(400, {"status": [f'"{word}" is not a valid choice.']}) from None
 
 
 def _token_json(t: TokenRec) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "token": t.token,
-        "project": t.project,
-        "used": t.used,
-        "createdAt": t.createdAt,
-    }
+    return TokenView(
+        id=t.id, token=t.token, project=t.project, used=t.used, createdAt=t.createdAt
+    ).model_dump()
 
 
-def update_project(ctx: SiteContext, p: ProjectRec, user: UserRec, body: ProjectUpdate) -> None:
+def apply_update(ctx: SiteContext, p: ProjectRec, user: UserRec, body: ProjectUpdate) -> None:
     """Apply a `PUT /api/projects/{id}/`: a workflow, a status move, or both."""
     current = S(p.status)
     if body.workflow is not None:
@@ -184,10 +229,7 @@ def update_project(ctx: SiteContext, p: ProjectRec, user: UserRec, body: Project
         p.description = body.description
     if body.status is None or (body.workflow is not None and body.status == ""):
         return
-    try:
-        wanted = parse_status(body.status)
-    except ValueError:
-        raise HTTPError(400, {"status": [f'"{body.status}" is not a valid choice.']}) from None
+    wanted = _status(body.status)
     if wanted == S.PREPARE and user.id != p.owner:
         raise HTTPError(403, "only the coordinator may prepare the project")
     if not may_request(current, wanted):

@@ -104,28 +104,15 @@ async def execute_run(
     clients = [str(m["id"]) for m in members]
     coordinator = next(str(m["id"]) for m in members if m["coordinator"])
     layout = RunLayout(data_dir, pid, run)
-    layout.dir.mkdir(parents=True, exist_ok=True)
     steps: list[str] = list(view["steps"])
-
-    layout.meta.write_text(
-        json.dumps(
-            {
-                "runNr": run,
-                "startedOn": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "steps": len(steps),
-            }
-        )
-    )
+    _write_meta(layout, len(steps))
     deadline = time.monotonic() + run_timeout
     faults = [own_faults, Faults.model_validate(view.get("faults") or {})]
     await relay.report(pid, run, "running")
     emit("info", f"project {pid} run {run}: started with {len(clients)} sites")
     for step, slug in enumerate(steps, start=1):
         log = StepLog(layout.log(step), emit)
-        out = layout.output(step)
-        out.mkdir(parents=True, exist_ok=True)
-        src = uploads_dir(data_dir, pid) if step == 1 else layout.output(step - 1)
-        _stage_inputs(src, layout.input(step))
+        out = _prepare_step(layout, step)
         try:
             log("info", f"step {step}: app {slug} at site {site_name!r} ({me})")
             app = make_app(slug, site_name, faults)
@@ -157,6 +144,22 @@ async def execute_run(
     await _report(relay, pid, run, "finished")
     emit("info", f"project {pid} run {run}: finished")
     return "finished"
+
+
+def _write_meta(layout: RunLayout, steps: int) -> None:
+    """`run.json`, which `GET /project-runs/` lists the run by."""
+    layout.dir.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    layout.meta.write_text(json.dumps({"runNr": layout.run, "startedOn": started, "steps": steps}))
+
+
+def _prepare_step(layout: RunLayout, step: int) -> Path:
+    """Stage the step's input (the uploads, or the previous step's output); its output dir."""
+    out = layout.output(step)
+    out.mkdir(parents=True, exist_ok=True)
+    first = uploads_dir(layout.data_dir, layout.pid)
+    _stage_inputs(first if step == 1 else layout.output(step - 1), layout.input(step))
+    return out
 
 
 async def _report(relay: RelayClient, pid: int, run: int, state: str, detail: str = "") -> None:

@@ -20,9 +20,12 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from fcapi.backoff import Backoff, poll
 from fcapi.emulator.faults import Faults, FaultState
 
 STARTUP_DEADLINE = 15.0
+#: a server on loopback starts within milliseconds: look again soon, never wait long
+STARTUP_POLL = Backoff(base=0.005, factor=2.0, cap=0.1)
 
 
 @dataclass
@@ -96,17 +99,20 @@ async def _serving(
     sock = bind(host, port)
     server = make_server(app)
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + STARTUP_DEADLINE
-    delay = 0.005
-    while not server.started:  # poll with backoff, bounded by a deadline
+
+    async def started() -> bool:
         if task.done():
             task.result()
             raise RuntimeError("the emulator server stopped while starting")
-        if loop.time() > deadline:
-            raise TimeoutError(f"the emulator server did not start within {STARTUP_DEADLINE} s")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
+        return bool(server.started)
+
+    await poll(
+        started,
+        bool,
+        seconds=STARTUP_DEADLINE,
+        what="the emulator server to start",
+        policy=STARTUP_POLL,
+    )
     try:
         yield RunningServer(url=url_of(sock), server=server, context=context)
     finally:

@@ -19,8 +19,9 @@ from fcapi.emulator.faults import FaultState
 from fcapi.emulator.httputil import HTTPError
 from fcapi.emulator.middleware import RequestCounts
 from fcapi.emulator.pulse import Pulse
+from fcapi.emulator.schemas import ProjectView
 from fcapi.emulator.site_state import ProjectRec, SiteRec, UserRec
-from fcapi.models import Project, WorkflowStep
+from fcapi.models import WorkflowStep
 
 NOT_AUTHENTICATED = "Authentication credentials were not provided."
 BAD_TOKEN = "Given token not valid for any token type"  # noqa: S105 (a message)
@@ -141,24 +142,21 @@ class SiteContext:
         return {"id": site.id, **site.fields, "email": user.email, "token": site.token}
 
     def project_json(self, p: ProjectRec, user: UserRec) -> dict[str, Any]:
-        body = Project(
+        owner = self.data.users.get(p.owner)
+        return ProjectView(
             id=p.id,
             name=p.name,
             description=p.description,
             status=p.status,
             workflow=[WorkflowStep.model_validate(s) for s in p.workflow],
             role="coordinator" if user.id == p.owner else "participant",
-        ).model_dump()
-        owner = self.data.users.get(p.owner)
-        body.update(
             coordinator=owner.email if owner else None,
             participants=len(p.members),
             finalized=len(p.finalized),
             run=p.run,
             errors=list(p.site_details.values()),
             createdAt=p.createdAt,
-        )
-        return body
+        ).model_dump()
 
     def member_sites(self, p: ProjectRec) -> list[tuple[int, SiteRec | None]]:
         return [(uid, self.site_of(uid)) for uid in p.members]

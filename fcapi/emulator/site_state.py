@@ -2,18 +2,18 @@
 
 Persisted: accounts, sites, libraries, projects, tokens and the JWT secret (so issued
 tokens stay valid). Not persisted: relayed app messages, which belong to a run in flight.
-Writes are atomic (temporary file + rename) so a killed server never leaves half a file.
+Writes are atomic (`fcapi.files`) so a killed server never leaves half a file.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from fcapi.files import write_atomic
 
 
 class UserRec(BaseModel):
@@ -80,15 +80,4 @@ def load(path: Path | None) -> SiteData:
 def save(data: SiteData, path: Path | None) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.model_dump_json().encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)  # holds password hashes and the token secret
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data.model_dump_json(), 0o600)  # password hashes, the token secret

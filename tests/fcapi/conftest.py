@@ -7,8 +7,6 @@ imported, so the pure tests run whatever state the emulator is in.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,20 +43,17 @@ def _serve() -> Any:
 
 
 @pytest.fixture
-async def site() -> AsyncIterator[Any]:
-    serve = _serve()
-    async with serve.running_site(host="127.0.0.1", port=0) as s:
-        yield s
+def site(request: pytest.FixtureRequest) -> Any:
+    """The emulated website: tests/conftest.py's `emulator_site`, under the name used here."""
+    _serve()
+    return request.getfixturevalue("emulator_site")
 
 
 @pytest.fixture
-async def controller(site: Any, tmp_path: Path) -> AsyncIterator[Any]:
-    serve = _serve()
-    data = tmp_path / "data_fc"
-    data.mkdir()
-    async with serve.running_controller(site.url, data, host="127.0.0.1", port=0) as c:
-        c.data_dir = data
-        yield c
+async def controller(site: Any, emulator_controllers: Any) -> Any:
+    """One emulated controller of that website, with its own empty data dir (`.data_dir`)."""
+    (ctl,) = await emulator_controllers(1)
+    return ctl
 
 
 _counter = iter(range(1, 10_000))
