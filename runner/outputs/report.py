@@ -12,7 +12,8 @@ import math
 from html import escape
 from urllib.parse import quote
 
-from runner.outputs.manifest import Manifest, Metrics, PhaseTiming, phase_rank
+from runner.outputs.manifest import Manifest
+from runner.outputs.metrics import Metrics, PhaseTiming, phase_rank
 
 #: a colour per phase, colour-blind friendly (Okabe-Ito and neighbours), in run order
 _PALETTE = (
@@ -284,7 +285,7 @@ def _manifest(manifest: Manifest) -> str:
 
 
 def render_report(metrics: Metrics, manifest: Manifest | None = None) -> str:
-    """The whole page as a string; write it with `runner.files.write_atomic`."""
+    """The whole page as a string; write it with `fcapi.files.write_atomic`."""
     m = metrics
     failed = [s.name for s in m.sites if s.status == "failed"]
     summary = f"{len(m.sites) - len(failed)} of {len(m.sites)} sites ok" + (

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner.outputs import manifest as mf
+from runner.outputs import metrics as mt
 from runner.outputs.report import render_report, timeline_svg
 from tests.runner.inventories import PRIVATE_KEY, make_inventory
 from tests.runner.runs import T0, TOKENS, finished_state, sample_stats
@@ -30,8 +31,8 @@ class _Collect(HTMLParser):
         self.text.append(data)
 
 
-def _metrics(fail: str | None = None) -> mf.Metrics:
-    return mf.build_metrics(
+def _metrics(fail: str | None = None) -> mt.Metrics:
+    return mt.build_metrics(
         finished_state(fail),
         make_inventory(),
         workflow_path=Path("/w/workflow.toml"),
@@ -92,7 +93,7 @@ def test_failed_site_is_named_with_what_failed() -> None:
 def test_everything_is_escaped() -> None:
     state = finished_state(fail="beta")
     state.finish_phase("beta", "upload", "failed", '<script>alert("x")</script> & "q"')
-    m = mf.build_metrics(state, make_inventory(), workflow_path=Path('/w/"><b>x.toml'))
+    m = mt.build_metrics(state, make_inventory(), workflow_path=Path('/w/"><b>x.toml'))
     html = render_report(m)
     assert "<script>" not in html and "<b>x.toml" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;q&quot;" in html
@@ -108,7 +109,7 @@ def test_no_secret_in_report() -> None:
 def test_timeline_axis_and_unfinished_bars() -> None:
     state = finished_state()
     state.start_phase("gamma", "watch", T0 + timedelta(seconds=5))
-    m = mf.build_metrics(
+    m = mt.build_metrics(
         state, make_inventory(), workflow_path=Path("w"), finished_at=T0 + timedelta(seconds=30)
     )
     svg = timeline_svg(m)
