@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -212,10 +211,3 @@ def make_progress(stream: TextIO, *, json_mode: bool = False) -> Progress:
     """The view for `stream`; sites are given later, by `start`."""
     return Progress(mode=choose_mode(stream, json_mode), stream=stream)
 
-
-def open_progress(
-    sites: Sequence[str], *, json_mode: bool = False, stream: TextIO | None = None
-) -> Progress:
-    """The view that suits where output goes: a TTY, a pipe, or nothing for `--json`."""
-    out = stream if stream is not None else sys.stderr
-    return Progress(sites, mode=choose_mode(out, json_mode), stream=out)

@@ -4,7 +4,7 @@ import asyncio
 import io
 from datetime import UTC, datetime, timedelta
 
-from runner.outputs.progress import Progress, choose_mode, make_progress, open_progress
+from runner.outputs.progress import Progress, choose_mode, make_progress
 
 
 class Clock:
@@ -56,7 +56,7 @@ def test_plain_lines_are_deterministic() -> None:
 
 def test_json_mode_prints_nothing() -> None:
     out = io.StringIO()
-    p = open_progress(["alpha"], json_mode=True, stream=out)
+    p = make_progress(out, json_mode=True)
     assert p.mode == "quiet"
     p.phase("alpha", "join", "running", "x")
     p.close()
