@@ -11,6 +11,7 @@ import pytest
 from runner.outputs import manifest as mf
 from runner.outputs import metrics as mt
 from runner.outputs.report import render_report, timeline_svg
+from runner.outputs.timeline import LEFT, PLOT_WIDTH, RUN_ROW, layout
 from tests.runner.inventories import PRIVATE_KEY, make_inventory
 from tests.runner.runs import T0, TOKENS, finished_state, sample_stats
 
@@ -116,6 +117,20 @@ def test_timeline_axis_and_unfinished_bars() -> None:
     assert svg.count("<svg") == 1 and "seconds since the run started" in svg
     assert ">30</text>" in svg and ">0</text>" in svg
     assert 'data-phase="watch"' in svg and 'fill-opacity="0.45"' in svg
+
+
+def test_timeline_geometry_is_seconds_on_the_plot() -> None:
+    t = layout(_metrics(fail="beta"))  # 8 s of run: the axis goes 0..8, a tick a second
+    assert [r.label for r in t.rows] == [RUN_ROW, "alpha", "beta", "gamma"]
+    assert [r.shaded for r in t.rows] == [True, False, True, False]
+    assert [k.seconds for k in t.ticks] == [float(s) for s in range(9)]
+    assert t.ticks[0].x == LEFT and t.ticks[-1].x == LEFT + PLOT_WIDTH
+    project = t.rows[0].bars[0]
+    assert project.span.phase == "project" and project.width == PLOT_WIDTH / 8
+    upload = next(b for b in t.rows[2].bars if b.span.phase == "upload")
+    assert upload.failed and upload.x == LEFT + PLOT_WIDTH * upload.span.start / 8
+    assert [e.phase for e in t.legend][:3] == ["connect", "project", "join"]
+    assert t.height > t.axis_y > t.rows[-1].y
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium here")

@@ -32,10 +32,10 @@ def write_outputs(
     """Write every output of the run; return the summary `--json` prints."""
     context = OutputContext.of_run(result, inventory, workflow, run_dir)
     written = {writer.name: writer.write(context) for writer in WRITERS}
-    return summary(context, written)
+    return _summary(context, written)
 
 
-def summary(context: OutputContext, written: dict[str, Path]) -> dict[str, object]:
+def _summary(context: OutputContext, written: dict[str, Path]) -> dict[str, object]:
     """The closing lines of a run, for the terminal or `--json`."""
     result, metrics = context.result, context.metrics
     manifest = Manifest.model_validate_json(written["manifest"].read_bytes())
