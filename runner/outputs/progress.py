@@ -1,7 +1,8 @@
 """The live view of a run: what every site is doing right now.
 
 A researcher at a terminal wants one table that stays in place (sites by current phase,
-elapsed time, last message), redrawn a few times a second at most so 100 sites cost nothing.
+elapsed time, last message), redrawn a few times a second at most so 100 sites cost nothing:
+a rich `Live` table, fitted to the terminal, trouble first when the sites do not all fit.
 A pipe or a CI log wants plain timestamped lines, one per event, that read well afterwards
 and diff well in tests. `--json` wants silence until the summary. The orchestrator calls the
 same `phase(...)` in every case and never knows which view is on.
@@ -12,19 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import shutil
-import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO
 
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
 ProgressMode = Literal["tty", "plain", "quiet"]
 RUN = "run"  # the row for run-level events (project, prepare...)
 
 _STATE_MARK = {"ok": "ok", "failed": "FAILED", "running": "..", "skipped": "skip"}
+_STATE_STYLE = {"ok": "green", "failed": "bold red", "running": "yellow", "skipped": "dim"}
+#: what needs eyes first when not every site fits: failed, then running, then the rest
+_TROUBLE_RANK = {"failed": 0, "running": 1}
 
 
 @dataclass
@@ -61,6 +71,20 @@ def _elapsed(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
+def _one_line(text: str) -> Text:
+    return Text(text, no_wrap=True, overflow="crop")
+
+
+def _table() -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for name in ("site", "phase", "state"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("elapsed", justify="right", no_wrap=True)
+    # the one column that gives way on a narrow terminal; a long message ends in an ellipsis
+    table.add_column("message")
+    return table
+
+
 class Progress:
     """The event sink the orchestrator reports to; draws according to `mode`."""
 
@@ -83,7 +107,7 @@ class Progress:
         self._size = size or _terminal_size
         self._start = clock()
         self._rows: dict[str, _Row] = {name: _Row(since=self._start) for name in sites}
-        self._drawn_lines = 0
+        self._live: Live | None = None
         self._last_draw = float("-inf")
         self._closed = False
         self._stop = asyncio.Event()
@@ -139,55 +163,73 @@ class Progress:
         self._stream.write(f"{stamp} {name} {what}{tail}\n")
         self._stream.flush()
 
-    def table(self) -> list[str]:
-        """The TTY table as lines, fitted to the terminal (pure given the rows and the clock)."""
-        width, height = self._size()
+    def _shown(self, names: list[str], room: int) -> list[str]:
+        """The rows that fit in `room` lines, trouble first when not all of them do."""
+        if len(names) <= room:
+            return names
+        ranked = sorted(names, key=lambda n: _TROUBLE_RANK.get(self._rows[n].state, 2))
+        return ranked[: room - 1]
+
+    def _cells(self, name: str, now: float) -> tuple[Text, ...]:
+        row = self._rows[name]
+        spent = (now if row.until is None else row.until) - row.since
+        return (
+            Text(name),
+            Text(row.phase),
+            Text(_STATE_MARK.get(row.state, row.state), style=_STATE_STYLE.get(row.state, "")),
+            Text(_elapsed(spent)),
+            Text(row.message, no_wrap=True, overflow="ellipsis"),
+        )
+
+    def view(self) -> Group:
+        """The table as rich draws it: fitted to the terminal's height, the run's row first."""
+        _, height = self._size()
         now = self._clock()
-        names = sorted(self._rows, key=lambda n: n != RUN)  # the run's own row first
-        site_w = max([4, *(len(n) for n in names)])
-        phase_w = max([5, *(len(r.phase) for r in self._rows.values())])
-        head = f"{'site':<{site_w}}  {'phase':<{phase_w}}  {'state':<7} {'elapsed':>7}  message"
-        room = max(height - 3, 3)
-        order = names
-        if len(names) > room:  # show what needs eyes first: failed, then running
-            rank = {"failed": 0, "running": 1}
-            order = sorted(names, key=lambda n: rank.get(self._rows[n].state, 2))[: room - 1]
-        lines = [head[:width]]
-        for name in order:
-            row = self._rows[name]
-            mark = _STATE_MARK.get(row.state, row.state)
-            spent = (now if row.until is None else row.until) - row.since
-            line = (
-                f"{name:<{site_w}}  {row.phase:<{phase_w}}  {mark:<7} "
-                f"{_elapsed(spent):>7}  {row.message}"
-            )
-            lines.append(line[:width])
-        hidden = len(names) - len(order)
+        names = sorted(self._rows, key=lambda n: n != RUN)
+        shown = self._shown(names, max(height - 3, 3))
+        table = _table()
+        for name in shown:
+            table.add_row(*self._cells(name, now))
+        lines: list[Table | Text] = [table]
+        visible = set(shown)
+        hidden = Counter(self._rows[n].state for n in names if n not in visible)
         if hidden:
-            counts: dict[str, int] = {}
-            for name in names:
-                if name not in order:
-                    state = self._rows[name].state
-                    counts[state] = counts.get(state, 0) + 1
-            summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            lines.append(f"... {hidden} more sites: {summary}"[:width])
-        total = _elapsed(now - self._start)
-        lines.append(f"elapsed {total}"[:width])
-        return lines
+            summary = ", ".join(f"{n} {s}" for s, n in sorted(hidden.items()))
+            lines.append(_one_line(f"... {hidden.total()} more sites: {summary}"))
+        lines.append(_one_line(f"elapsed {_elapsed(now - self._start)}"))
+        return Group(*lines)
+
+    def table(self) -> list[str]:
+        """The view as plain lines at the terminal's size (pure given the rows and the clock)."""
+        width, height = self._size()
+        console = Console(file=io.StringIO(), width=width, height=height, color_system=None)
+        with console.capture() as captured:
+            console.print(self.view())
+        return [line.rstrip() for line in captured.get().splitlines()]
 
     def _maybe_draw(self) -> None:
         if self._clock() - self._last_draw >= self._refresh:
             self.draw()
 
+    def _live_view(self) -> Live:
+        if self._live is None:
+            console = Console(file=self._stream, force_terminal=True, highlight=False)
+            # no redirection of sys.stdout/stderr: the view owns only the stream it was given
+            self._live = Live(
+                console=console,
+                auto_refresh=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+                get_renderable=self.view,
+            )
+            self._live.start()
+        return self._live
+
     def draw(self) -> None:
-        """Redraw the table in place (TTY mode only)."""
-        if self.mode != "tty":
+        """Redraw the table in place (TTY mode only, and not after `close()`)."""
+        if self.mode != "tty" or (self._closed and self._live is not None):
             return
-        lines = self.table()
-        up = f"\x1b[{self._drawn_lines}F" if self._drawn_lines else ""
-        self._stream.write(up + "\x1b[J" + "\n".join(lines) + "\n")
-        self._stream.flush()
-        self._drawn_lines = len(lines)
+        self._live_view().refresh()
         self._last_draw = self._clock()
 
     async def run(self) -> None:
@@ -205,17 +247,10 @@ class Progress:
         self._stop.set()
         if self._ticker is not None and not self._ticker.done():
             self._ticker.cancel()
-        self.draw()
+        if self.mode == "tty":
+            self._live_view().stop()  # draws the rows once more and leaves them there
 
 
 def make_progress(stream: TextIO, *, json_mode: bool = False) -> Progress:
     """The view for `stream`; sites are given later, by `start`."""
     return Progress(mode=choose_mode(stream, json_mode), stream=stream)
-
-
-def open_progress(
-    sites: Sequence[str], *, json_mode: bool = False, stream: TextIO | None = None
-) -> Progress:
-    """The view that suits where output goes: a TTY, a pipe, or nothing for `--json`."""
-    out = stream if stream is not None else sys.stderr
-    return Progress(sites, mode=choose_mode(out, json_mode), stream=out)

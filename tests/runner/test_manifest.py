@@ -7,6 +7,9 @@ from pathlib import Path
 
 from fcapi.stats import RequestStats
 from runner.outputs import manifest as mf
+from runner.outputs import metrics as mt
+from runner.outputs.writers import WRITERS
+from runner.outputs.writers.manifest_json import ManifestJson
 from tests.runner.inventories import PRIVATE_KEY, make_inventory
 from tests.runner.runs import T0, TOKENS, finished_state, sample_stats
 
@@ -39,13 +42,13 @@ def test_manifest_lists_every_file_sorted_relative(tmp_path: Path) -> None:
 
 def test_metrics_of_a_finished_run() -> None:
     state = finished_state()
-    m = mf.build_metrics(
+    m = mt.build_metrics(
         state,
         make_inventory(),
         workflow_path=Path("/w/workflow.toml"),
         stats=sample_stats(),
         finished_at=T0 + timedelta(seconds=10),
-        resources=mf.process_resources(10.0),
+        resources=mt.process_resources(10.0),
     )
     assert m.status == "completed"
     assert m.wall_clock_seconds == 10.0
@@ -93,13 +96,13 @@ def test_metrics_of_a_finished_run() -> None:
 
 
 def test_a_failed_site_fails_the_run_and_says_what() -> None:
-    m = mf.build_metrics(finished_state(fail="beta"), make_inventory(), workflow_path=Path("w"))
+    m = mt.build_metrics(finished_state(fail="beta"), make_inventory(), workflow_path=Path("w"))
     assert m.status == "failed"
     beta = m.sites[1]
     assert beta.status == "failed" and beta.error == "upload: connection reset by peer"
     assert [p.name for p in beta.phases] == ["connect", "join", "upload"]
-    assert mf.site_outcomes(m)["beta"] == "failed: upload: connection reset by peer"
-    assert mf.site_outcomes(m)["alpha"] == "ok"
+    assert mt.site_outcomes(m)["beta"] == "failed: upload: connection reset by peer"
+    assert mt.site_outcomes(m)["alpha"] == "ok"
     assert m.requests.total == 0
 
 
@@ -110,7 +113,7 @@ def test_interrupted_and_real_request_stats() -> None:
     stats = RequestStats()
     for i in range(4):
         stats.record("alpha@example.org", "GET", f"/api/projects/{i}/", 200, 100.0 + i * 0.1)
-    m = mf.build_metrics(state, make_inventory(), workflow_path=Path("w"), stats=stats)
+    m = mt.build_metrics(state, make_inventory(), workflow_path=Path("w"), stats=stats)
     assert m.status == "interrupted"
     assert m.sites[2].status == "incomplete"
     assert m.requests.by_endpoint == {"GET /api/projects/{id}/": 4}
@@ -118,9 +121,15 @@ def test_interrupted_and_real_request_stats() -> None:
 
 
 def test_no_secret_in_metrics(tmp_path: Path) -> None:
-    m = mf.build_metrics(finished_state(), make_inventory(), workflow_path=Path("w"))
-    path = mf.write_metrics(tmp_path, m)
+    m = mt.build_metrics(finished_state(), make_inventory(), workflow_path=Path("w"))
+    path = mt.write_metrics(tmp_path, m)
     text = path.read_text()
     for secret in [*TOKENS.values(), "pw-alpha-s3cret", PRIVATE_KEY, "secret-key-material"]:
         assert secret not in text
-    assert mf.load_metrics(path) == m
+    assert mt.load_metrics(path) == m
+
+
+def test_the_manifest_is_written_last_and_every_output_names_its_own_file() -> None:
+    assert isinstance(WRITERS[-1], ManifestJson)
+    assert [w.file for w in WRITERS] == ["metrics.json", "report.html", "manifest.json"]
+    assert len({w.name for w in WRITERS}) == len(WRITERS)

@@ -4,7 +4,7 @@ import asyncio
 import io
 from datetime import UTC, datetime, timedelta
 
-from runner.outputs.progress import Progress, choose_mode, make_progress, open_progress
+from runner.outputs.progress import Progress, choose_mode, make_progress
 
 
 class Clock:
@@ -56,7 +56,7 @@ def test_plain_lines_are_deterministic() -> None:
 
 def test_json_mode_prints_nothing() -> None:
     out = io.StringIO()
-    p = open_progress(["alpha"], json_mode=True, stream=out)
+    p = make_progress(out, json_mode=True)
     assert p.mode == "quiet"
     p.phase("alpha", "join", "running", "x")
     p.close()
@@ -74,13 +74,14 @@ def test_tty_table_redraws_in_place_at_a_modest_rate() -> None:
     p = _progress("tty", out, clock)
     p.phase("alpha", "join", "running")
     first = out.getvalue()
-    assert first.startswith("\x1b[J")
+    assert first.startswith("\x1b[?25l") and "\x1b[1A" not in first  # drawn, not moved over
     p.phase("beta", "join", "running")  # same instant: no redraw
     assert out.getvalue() == first
     clock.t += 3
     p.phase("alpha", "join", "ok", "done")
     second = out.getvalue()[len(first) :]
-    assert second.startswith("\x1b[4F\x1b[J")  # back over the 4 lines drawn before
+    # back over the 4 lines drawn before
+    assert second.startswith("\r\x1b[2K" + "\x1b[1A\x1b[2K" * 3)
     table = p.table()
     assert table[0].split() == ["site", "phase", "state", "elapsed", "message"]
     assert table[1].split()[:3] == ["alpha", "join", "ok"]

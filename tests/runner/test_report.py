@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from runner.outputs import manifest as mf
+from runner.outputs import metrics as mt
 from runner.outputs.report import render_report, timeline_svg
+from runner.outputs.timeline import LEFT, PLOT_WIDTH, RUN_ROW, layout
 from tests.runner.inventories import PRIVATE_KEY, make_inventory
 from tests.runner.runs import T0, TOKENS, finished_state, sample_stats
 
@@ -30,8 +32,8 @@ class _Collect(HTMLParser):
         self.text.append(data)
 
 
-def _metrics(fail: str | None = None) -> mf.Metrics:
-    return mf.build_metrics(
+def _metrics(fail: str | None = None) -> mt.Metrics:
+    return mt.build_metrics(
         finished_state(fail),
         make_inventory(),
         workflow_path=Path("/w/workflow.toml"),
@@ -92,7 +94,7 @@ def test_failed_site_is_named_with_what_failed() -> None:
 def test_everything_is_escaped() -> None:
     state = finished_state(fail="beta")
     state.finish_phase("beta", "upload", "failed", '<script>alert("x")</script> & "q"')
-    m = mf.build_metrics(state, make_inventory(), workflow_path=Path('/w/"><b>x.toml'))
+    m = mt.build_metrics(state, make_inventory(), workflow_path=Path('/w/"><b>x.toml'))
     html = render_report(m)
     assert "<script>" not in html and "<b>x.toml" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;q&quot;" in html
@@ -108,13 +110,27 @@ def test_no_secret_in_report() -> None:
 def test_timeline_axis_and_unfinished_bars() -> None:
     state = finished_state()
     state.start_phase("gamma", "watch", T0 + timedelta(seconds=5))
-    m = mf.build_metrics(
+    m = mt.build_metrics(
         state, make_inventory(), workflow_path=Path("w"), finished_at=T0 + timedelta(seconds=30)
     )
     svg = timeline_svg(m)
     assert svg.count("<svg") == 1 and "seconds since the run started" in svg
     assert ">30</text>" in svg and ">0</text>" in svg
     assert 'data-phase="watch"' in svg and 'fill-opacity="0.45"' in svg
+
+
+def test_timeline_geometry_is_seconds_on_the_plot() -> None:
+    t = layout(_metrics(fail="beta"))  # 8 s of run: the axis goes 0..8, a tick a second
+    assert [r.label for r in t.rows] == [RUN_ROW, "alpha", "beta", "gamma"]
+    assert [r.shaded for r in t.rows] == [True, False, True, False]
+    assert [k.seconds for k in t.ticks] == [float(s) for s in range(9)]
+    assert t.ticks[0].x == LEFT and t.ticks[-1].x == LEFT + PLOT_WIDTH
+    project = t.rows[0].bars[0]
+    assert project.span.phase == "project" and project.width == PLOT_WIDTH / 8
+    upload = next(b for b in t.rows[2].bars if b.span.phase == "upload")
+    assert upload.failed and upload.x == LEFT + PLOT_WIDTH * upload.span.start / 8
+    assert [e.phase for e in t.legend][:3] == ["connect", "project", "join"]
+    assert t.height > t.axis_y > t.rows[-1].y
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium here")

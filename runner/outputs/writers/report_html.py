@@ -1,0 +1,19 @@
+"""report.html: the page a researcher opens to see how the run went."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fcapi.files import write_atomic
+from runner.outputs.report import render_report
+from runner.outputs.writers.base import OutputContext, Writer
+
+
+class ReportHtml(Writer):
+    name = "report"
+    file = "report.html"
+
+    def write(self, context: OutputContext) -> Path:
+        path = self.path(context)
+        write_atomic(path, render_report(context.metrics))
+        return path
