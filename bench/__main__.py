@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner.outputs.metrics import METRICS_FILE
+
 SIZES = (3, 10, 30, 100)
 #: a size that has not finished by then is reported as such, not waited for forever
 RUN_DEADLINE = 900.0
@@ -52,7 +54,7 @@ def run_size(sites: int, outdir: Path) -> dict[str, Any]:
     except json.JSONDecodeError:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"sites": sites, "error": f"exit {proc.returncode}: {tail}"}
-    metrics = json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())
+    metrics = json.loads((Path(summary["run_dir"]) / METRICS_FILE).read_text())
     return {"sites": sites, "elapsed": elapsed, "summary": summary, "metrics": metrics}
 
 

@@ -91,7 +91,7 @@ def print_outcome(outcome: Outcome, json_output: bool) -> None:
     if isinstance(failures, dict):
         for site, why in failures.items():
             print(f"  {site}: {why}")
-    print(f"report: {outcome.run_dir / 'report.html'}")
+    print(f"report: {s.get('report')}")
 
 
 async def run_main(args: argparse.Namespace) -> int:

@@ -178,7 +178,7 @@ async def create_token(project_id: PathInt, request: Request, user: User, ctx: C
         raise HTTPError(400, f"unknown cmd {body.cmd!r}: expected 'create'")
     t = TokenRec(
         id=ctx.data.new_id("token"),
-        token=secrets.token_urlsafe(18),
+        token=secrets.token_hex(16),  # never a leading "-" that a CLI would read as an option
         project=pid,
         createdAt=now_iso(),
     )
