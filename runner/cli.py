@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from fcapi import DEFAULT_WEBSITE_URL
+from fcapi.errors import one_line
 from runner.api import Outcome, execute
 from runner.demo import DEFAULT_OUTDIR, run_demo
 from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerError
@@ -168,7 +169,7 @@ async def demo_main(args: argparse.Namespace) -> int:
 
 
 def _one_line_warning(message: Warning | str, *_: Any, **__: Any) -> None:
-    print(f"runner: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"runner: warning: {one_line(str(message))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,5 +195,5 @@ def main(argv: list[str] | None = None) -> int:
         print("runner: interrupted before the run started; nothing to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except RunnerError as exc:
-        print(f"runner: {exc}", file=sys.stderr)
+        print(f"runner: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -24,7 +24,16 @@ from typing import Any, NoReturn, TextIO
 
 from fcapi import DEFAULT_CONTROLLER_URL, DEFAULT_WEBSITE_URL, __version__
 from fcapi.cli import account, apps, project
-from fcapi.cli.base import PROG, Command, Ctx, UsageError, email, positive_float, positive_int
+from fcapi.cli.base import (
+    PROG,
+    Command,
+    Ctx,
+    UsageError,
+    email,
+    positive_float,
+    positive_int,
+    url,
+)
 from fcapi.cli.output import Out
 from fcapi.errors import ExitCode, FcError, NotFound, one_line
 
@@ -37,13 +46,17 @@ GROUPS = (project, apps, account)
 _COMMON: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (
         ("--website-url",),
-        {"help": f"FeatureCloud website (env FCAPI_WEBSITE_URL; default {DEFAULT_WEBSITE_URL})"},
+        {
+            "type": url,
+            "help": f"FeatureCloud website (env FCAPI_WEBSITE_URL; default {DEFAULT_WEBSITE_URL})",
+        },
     ),
     (
         ("--controller-url",),
         {
+            "type": url,
             "help": "this site's controller "
-            f"(env FCAPI_CONTROLLER_URL; default {DEFAULT_CONTROLLER_URL})"
+            f"(env FCAPI_CONTROLLER_URL; default {DEFAULT_CONTROLLER_URL})",
         },
     ),
     (("-u", "--user"), {"type": email, "help": "FeatureCloud user (e-mail); env FC_USER"}),
@@ -120,10 +133,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for name, default in _COMMON_DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, default)
-    args.website_url = args.website_url or os.environ.get("FCAPI_WEBSITE_URL", DEFAULT_WEBSITE_URL)
-    args.controller_url = args.controller_url or os.environ.get(
-        "FCAPI_CONTROLLER_URL", DEFAULT_CONTROLLER_URL
-    )
+    try:
+        args.website_url = args.website_url or url(
+            os.environ.get("FCAPI_WEBSITE_URL", DEFAULT_WEBSITE_URL)
+        )
+        args.controller_url = args.controller_url or url(
+            os.environ.get("FCAPI_CONTROLLER_URL", DEFAULT_CONTROLLER_URL)
+        )
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"FCAPI_WEBSITE_URL or FCAPI_CONTROLLER_URL: {exc}") from None
     args.user = args.user or os.environ.get("FC_USER")
     return args
 

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -34,6 +35,7 @@ __all__ = [
     "positive_int",
     "project_arg",
     "slug",
+    "url",
 ]
 
 #: RFC 5321's limit on an address; longer is not an e-mail (and not worth a request)
@@ -80,6 +82,18 @@ def email(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"not an e-mail address of at most {MAX_EMAIL} characters: {text[:40]!r}"
         )
+    return text
+
+
+def url(text: str) -> str:
+    """An http(s) URL with a host: anything else fails deep inside the HTTP client."""
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a valid port in {text[:80]!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected http(s)://HOST[:PORT], got {text[:80]!r}")
     return text
 
 

@@ -4,6 +4,7 @@ monitor, query, download, reset. Each command's options sit beside the command i
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from fcapi.status import is_terminal
 from fcapi.website import WebsiteClient
 
 SITE_INFO = "site_info.json"
+#: the names a controller stores uploads under (one word: no newline, no path)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def register(add: AddCommand) -> None:
@@ -175,6 +178,11 @@ async def cmd_contribute(ctx: Ctx) -> None:
     for path in a.data:
         if not path.is_file():
             raise UsageError(f"no such data file: {path}")
+        if not _PLAIN_NAME.fullmatch(path.name):
+            raise UsageError(
+                f"data file {str(path)[:200]!r}: the controller takes plain file names "
+                "(letters, digits, '.', '_', '-'); rename it"
+            )
     pid: int = a.project
     async with ctx.website() as site, ctx.controller() as controller:
         if a.data_dir is not None:

@@ -200,6 +200,6 @@ def _site_label(data: dict[str, Any], index: int) -> str:
     sites = data.get("sites")
     if isinstance(sites, list) and index < len(sites) and isinstance(sites[index], dict):
         name = sites[index].get("name")
-        if isinstance(name, str) and len(name) <= 40:
+        if isinstance(name, str) and len(name) <= 40 and name.isprintable():
             return f"({name})"
     return ""

@@ -105,8 +105,8 @@ def check_local_host_files(inventory: Inventory, workflow: Workflow) -> None:
         if site.transport != "local":
             continue
         for ref in workflow.sites[site.name].host:
-            path = Path(ref.path)
-            if not path.is_file() or not os.access(path, os.R_OK):
+            path = Path(ref.path)  # as the host's own check: readable and not a folder
+            if not os.access(path, os.R_OK) or path.is_dir():
                 raise BadInput(
                     f"{workflow.source}: site {site.name!r}, field host_files: {path} is not "
                     "a readable file on the site's host"

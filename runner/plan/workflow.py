@@ -144,6 +144,12 @@ class SiteFiles(_Strict):
             raise ValueError("no data: give files (local) or host_files (on the site's host)")
         seen: set[str] = set()
         for ref in [*self.files, *self.host_files]:
+            if not _FILE_NAME.fullmatch(ref.target) or ref.target in {".", ".."}:
+                raise ValueError(
+                    f"{ref.path[:80]!r} would arrive as {ref.target[:40]!r}, not a plain file "
+                    "name (letters, digits, '.', '_', '-'); rename it with "
+                    '{ path = "...", as = "data.csv" }'
+                )
             if ref.target == CONFIG_NAME:
                 raise ValueError(
                     f"{ref.path!r} would arrive as {CONFIG_NAME}, which is the app's config; "
