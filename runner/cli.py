@@ -24,7 +24,7 @@ from runner.demo import DEFAULT_OUTDIR, run_demo
 from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerError
 from runner.plan.credentials import passwords_for_run
 from runner.plan.inventory_source import load_inventory
-from runner.plan.workflow import check_outdir, load_workflow, workflow_path_from_config
+from runner.plan.workflow import load_workflow, workflow_path_from_config, writable_folder
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,7 +122,7 @@ async def run_main(args: argparse.Namespace) -> int:
         )
     workflow = load_workflow(workflow_file, inventory)
     if args.outdir is not None:
-        outdir = check_outdir(args.outdir, Path.cwd(), "--outdir")
+        outdir = writable_folder(args.outdir, Path.cwd(), "--outdir")
         workflow = workflow.model_copy(update={"outdir": outdir.resolve()})
     passwords = passwords_for_run(inventory, env_file=args.env_file)
     outcome = await execute(

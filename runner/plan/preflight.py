@@ -20,7 +20,7 @@ from fcapi.errors import AuthError, FcError, NotFound, PermissionDenied, Transpo
 from fcapi.website import WebsitePool
 from fedinfra.inventory import Inventory
 from runner.errors import BadInput, RunFailed
-from runner.plan.workflow import Workflow
+from runner.plan.workflow import Workflow, writable_folder
 
 #: the whole preflight; a website that takes longer is not one a run can use now
 PREFLIGHT_DEADLINE = 60.0
@@ -38,7 +38,7 @@ async def preflight(
 ) -> None:
     """Raise `BadInput` for the first input the website or a local site refuses."""
     check_website_url(website_url)
-    check_local_host_files(inventory, workflow)
+    check_local_sites(inventory, workflow)
     pool = WebsitePool(website_url, passwords, rate=rate)
     try:
         async with asyncio.timeout(min(PREFLIGHT_DEADLINE, workflow.deadline_seconds)):
@@ -99,11 +99,17 @@ def check_website_url(url: str) -> None:
         raise BadInput(f"website URL {url[:200]!r}: not a valid port") from None
 
 
-def check_local_host_files(inventory: Inventory, workflow: Workflow) -> None:
-    """A local site's host is this machine, so its host files are checked here and now."""
+def check_local_sites(inventory: Inventory, workflow: Workflow) -> None:
+    """A local site's host is this machine, so its folders and host files are checked now."""
     for site in inventory.sites:
         if site.transport != "local":
             continue
+        for field, folder in (
+            ("workdir", site.workdir),
+            ("controller.data_dir", site.controller.data_dir),
+        ):
+            where = f"inventory site {site.name!r}, field {field}"
+            writable_folder(Path(folder), Path("/"), where)
         for ref in workflow.sites[site.name].host:
             path = Path(ref.path)  # as the host's own check: readable and not a folder
             if not os.access(path, os.R_OK) or path.is_dir():

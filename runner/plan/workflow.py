@@ -109,6 +109,13 @@ class FileRef(_Strict):
     #: the name the app expects (e.g. `data.csv`); default: the file's own name
     as_name: str | None = Field(default=None, alias="as")
 
+    @field_validator("path")
+    @classmethod
+    def _one_line(cls, path: str) -> str:
+        if any(c in path for c in "\n\r\x00"):
+            raise ValueError("a path must not hold a newline or NUL")
+        return path
+
     @field_validator("as_name")
     @classmethod
     def _plain_name(cls, name: str | None) -> str | None:
@@ -361,7 +368,7 @@ def check_against(spec: WorkflowSpec, inventory: Inventory, source: Path) -> Wor
         project_id=spec.project_id,
         config=_config_file(spec, source),
         deadline_seconds=spec.deadline,
-        outdir=check_outdir(Path(spec.outdir), source.parent, f"{source}: field outdir"),
+        outdir=writable_folder(Path(spec.outdir), source.parent, f"{source}: field outdir"),
         unpack=spec.unpack,
         coordinator=coordinator,
         sites=plans,
@@ -407,15 +414,22 @@ def _config_file(spec: WorkflowSpec, source: Path) -> Path | None:
     return config_path.resolve()
 
 
-def check_outdir(outdir: Path, base: Path, where: str) -> Path:
-    """The folder run folders go in, if one can be made there: refused now, not on the first
-    write. The nearest existing folder is probed with a temporary folder (removed at once),
-    since permission bits do not tell (root, a read-only mount, /proc)."""
-    outdir = outdir.expanduser()
-    if not outdir.is_absolute():
-        outdir = base / outdir
+def writable_folder(outdir: Path, base: Path, where: str) -> Path:
+    """`outdir` (relative to `base`), if a folder can be made there: refused now, not on the
+    first write. The nearest existing folder is probed with a temporary folder (removed at
+    once), since permission bits do not tell (root, a read-only mount, /proc)."""
     if any(c in str(outdir) for c in "\n\r\x00"):
         raise WorkflowError(f"{where}: the path holds a newline or NUL")
+    try:
+        outdir = outdir.expanduser()
+        return _probe_folder(outdir if outdir.is_absolute() else base / outdir, where)
+    except RuntimeError as exc:  # ~user of no such user
+        raise WorkflowError(f"{where}: cannot use {str(outdir)[:200]}: {exc}") from None
+    except OSError as exc:
+        raise WorkflowError(f"{where}: cannot use {str(outdir)[:200]}: {exc.strerror}") from None
+
+
+def _probe_folder(outdir: Path, where: str) -> Path:
     if outdir.exists() and not outdir.is_dir():
         raise WorkflowError(f"{where}: {outdir} exists and is not a folder")
     existing = next(p for p in (outdir, *outdir.parents) if p.exists())
@@ -430,7 +444,17 @@ def check_outdir(outdir: Path, base: Path, where: str) -> Path:
 
 def load_workflow(path: Path, inventory: Inventory) -> Workflow:
     """Read, schema-check and inventory-check a workflow file; raise `WorkflowError`."""
-    return check_against(read_spec(path), inventory, path)
+    spec = read_spec(path)
+    try:
+        return check_against(spec, inventory, path)
+    except (OSError, ValueError, RuntimeError) as exc:  # a name too long, a NUL, ~nobody
+        raise WorkflowError(f"{path}: a path it names cannot be used: {_os_reason(exc)}") from None
+
+
+def _os_reason(exc: OSError | ValueError | RuntimeError) -> str:
+    if isinstance(exc, OSError):
+        return f"{exc.strerror} ({str(exc.filename)[:80]!r})"
+    return str(exc)
 
 
 def workflow_digest(spec: WorkflowSpec) -> str:

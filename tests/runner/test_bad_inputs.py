@@ -202,6 +202,18 @@ def deep_json(kit: Kit) -> Path:
     return path
 
 
+def others_project(kit: Kit) -> None:
+    """A project of site2's user, which site1's (the coordinator's) cannot coordinate."""
+    token = kit.world.tokens[kit.site(1)["fc_user"]]
+    r = httpx.post(
+        f"{kit.world.url}/api/projects/",
+        json={"name": "not yours", "description": "", "status": ""},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    r.raise_for_status()
+    top(kit, f"project_id = {r.json()['id']}")
+
+
 def closed_port() -> int:
     import socket
 
@@ -266,6 +278,43 @@ CASES: list[tuple[str, Case, str, int]] = [
         "outdir-long",
         lambda k: replace(k, f'outdir = "{k.out}"', f'outdir = "{"x" * 5000}"'),
         "outdir",
+        2,
+    ),
+    (
+        "outdir-no-such-user",
+        lambda k: replace(k, f'outdir = "{k.out}"', 'outdir = "~nosuchuser/runs"'),
+        "field outdir",
+        2,
+    ),
+    (
+        "outdir-name-too-long",
+        lambda k: replace(k, f'outdir = "{k.out}"', f'outdir = "{k.tmp}/{"n" * 300}"'),
+        "File name too long",
+        2,
+    ),
+    ("file-no-such-user", lambda k: site1(k, 'files = ["~nosuchuser/a.csv"]'), "cannot be used", 2),
+    (
+        "file-name-too-long",
+        lambda k: site1(k, f'files = [{{ path = "{"n" * 300}.csv", as = "d.csv" }}]'),
+        "too long",
+        2,
+    ),
+    (
+        "file-nul",
+        lambda k: site1(k, 'files = [{ path = "/tmp/a\\u0000b.csv", as = "d.csv" }]'),
+        "newline or NUL",
+        2,
+    ),
+    (
+        "config-name-too-long",
+        lambda k: replace(k, f'config = "{k.config}"', f'config = "{"c" * 300}"'),
+        "too long",
+        2,
+    ),
+    (
+        "arg-outdir-no-such-user",
+        lambda k: k.extra.extend(["--outdir", "~nosuchuser/x"]),
+        "--outdir",
         2,
     ),
     ("outdir-int", lambda k: replace(k, f'outdir = "{k.out}"', "outdir = 5"), "outdir", 2),
@@ -387,13 +436,19 @@ CASES: list[tuple[str, Case, str, int]] = [
     (
         "file-name-newline",
         lambda k: site1(k, "files = [{}]".format(json.dumps(str(text(k, "da\nta.csv", "x,y"))))),
+        "newline or NUL",
+        2,
+    ),
+    (
+        "file-name-space",
+        lambda k: site1(k, "files = [{}]".format(json.dumps(str(text(k, "da ta.csv", "x,y"))))),
         "not a plain file name",
         2,
     ),
     (
         "host-file-name-newline",
         lambda k: site1(k, 'host_files = ["/srv/da\\nta.csv"]'),
-        "not a plain file name",
+        "newline or NUL",
         2,
     ),
     ("host-file-relative", lambda k: site1(k, 'host_files = ["data.csv"]'), "absolute", 2),
@@ -550,6 +605,10 @@ CASES: list[tuple[str, Case, str, int]] = [
     # --- on the website (the preflight)
     ("app-unknown", lambda k: top(k, 'app = "no-such-app"'), "no app 'no-such-app'", 2),
     ("app-wrong-case", lambda k: top(k, 'app = "Mean-App"'), "no app 'Mean-App'", 2),
+    ("project-of-another-user", others_project, "field project_id: ", 2),
+    ("workdir-proc", lambda k: k.site(0).update(workdir="/proc/x"), "field workdir", 2),
+    ("workdir-under-file", lambda k: k.site(1).update(workdir=f"{k.config}/w"), "workdir", 2),
+    ("data-dir-proc", lambda k: ctl(k, 1, data_dir="/proc/fc/data"), "field controller.data", 2),
     ("project-nonexistent", lambda k: top(k, "project_id = 999999"), "no project 999999", 2),
     (
         "password-wrong-first",
