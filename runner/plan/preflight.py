@@ -24,6 +24,8 @@ from runner.plan.workflow import Workflow, writable_folder
 
 #: the whole preflight; a website that takes longer is not one a run can use now
 PREFLIGHT_DEADLINE = 60.0
+#: logins in flight at once (each user has a rate bucket of its own)
+LOGINS_AT_ONCE = 16
 #: what the website's answer means for the user: their input is wrong, or the platform is down
 _BAD_INPUT = (AuthError, PermissionDenied, NotFound, TransportError)
 
@@ -54,8 +56,16 @@ async def preflight(
 
 async def _on_the_website(pool: WebsitePool, inventory: Inventory, workflow: Workflow) -> None:
     users = list(dict.fromkeys(s.fc_user for s in inventory.sites))
-    for user in users:  # one at a time: the first wrong password is the line the user reads
-        await _checked(f"FeatureCloud user {user}", pool.logged_in(user))
+    limit = asyncio.Semaphore(LOGINS_AT_ONCE)
+
+    async def login(user: str) -> None:
+        async with limit:
+            await _checked(f"FeatureCloud user {user}", pool.logged_in(user))
+
+    # all at once (a federation of hundreds), the first failure in inventory order reported
+    for outcome in await asyncio.gather(*map(login, users), return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
     web = pool.client(inventory.coordinator.fc_user)
     if workflow.app is not None:
         await _checked(f"{workflow.source}: field app", web.app_by_slug(workflow.app))
