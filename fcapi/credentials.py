@@ -17,14 +17,16 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from fcapi.errors import MissingCredentials
+from fcapi.errors import ExitCode, FcError, MissingCredentials
 
 __all__ = [
+    "EnvFileError",
     "MissingCredentials",
     "PasswordFileWarning",
     "load_passwords",
     "parse_env",
     "password_for",
+    "scrubbed_environ",
 ]
 
 DEFAULT_ENV_FILE = Path(".env")
@@ -32,6 +34,16 @@ DEFAULT_ENV_FILE = Path(".env")
 #: after an e-mail address: FC_USER names the user, FC_PASSWORD holds the password
 USER_VAR = "FC_USER"
 PASSWORD_VAR = "FC_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+#: a `.env` is a handful of lines; anything bigger is not one (and is not read into memory)
+MAX_ENV_BYTES = 1 << 20
+#: variables a child process never needs and must not see: they name secrets
+_SECRET_WORDS = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "PASSPHRASE", "PRIVATE_KEY")
+
+
+class EnvFileError(FcError):
+    """A `.env` that cannot be read as one: one line naming the file and why."""
+
+    exit_code = ExitCode.USAGE
 
 
 class PasswordFileWarning(UserWarning):
@@ -103,15 +115,58 @@ def load_passwords(
         passwords[user] = SecretStr(password)
 
     path = env_file if env_file is not None else DEFAULT_ENV_FILE
-    if env_file is None and not path.is_file():
+    if env_file is None and not os.path.lexists(path):
         return passwords
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"env file {path} does not exist")
-    _check_permissions(path)
-    for key, value in parse_env(path.read_text(encoding="utf-8")).items():
+    for key, value in parse_env(read_env_file(path)).items():
         if _is_user(key) and value:
             passwords[key] = SecretStr(value)
     return passwords
+
+
+def read_env_file(path: Path) -> str:
+    """The text of a `.env`, or `EnvFileError`: a folder, a FIFO (which would hang the read),
+    a device, an unreadable, oversized or non-UTF-8 file each say so."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise EnvFileError(f"env file {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise EnvFileError(f"env file {path} is a folder, not a file of USER=PASSWORD lines")
+    if not stat.S_ISREG(info.st_mode):
+        raise EnvFileError(f"env file {path} is not a regular file (a FIFO or a device?)")
+    if info.st_size > MAX_ENV_BYTES:
+        raise EnvFileError(f"env file {path} is {info.st_size} bytes, over {MAX_ENV_BYTES}")
+    _check_permissions(path)
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_ENV_BYTES + 1)
+    except OSError as exc:
+        raise EnvFileError(f"env file {path}: cannot read it: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EnvFileError(f"env file {path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def scrubbed_environ(
+    environ: Mapping[str, str] = os.environ, *, featurecloud_only: bool = False
+) -> dict[str, str]:
+    """`environ` without FeatureCloud passwords or anything named like a secret: what a child
+    process (a controller's start shell, a helper command) gets. It needs none of them, and a
+    process's environment can be read by whoever can read its /proc entry.
+
+    `featurecloud_only` keeps other secrets, for a child that needs its own (pulumi reads its
+    access token and the state backend's credentials from the environment).
+    """
+    return {
+        key: value
+        for key, value in environ.items()
+        if not _is_user(key)
+        and key != PASSWORD_VAR
+        and (featurecloud_only or not any(word in key.upper() for word in _SECRET_WORDS))
+    }
 
 
 def looked_in(env_file: Path | None) -> list[str]:

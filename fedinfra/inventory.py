@@ -10,6 +10,7 @@ of misreading it.
 from __future__ import annotations
 
 import re
+import string
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -21,7 +22,7 @@ SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 def check_site_name(name: str) -> str:
     """A site name as every part uses it (stack config, inventory, workflow, folders)."""
-    if not SITE_NAME.match(name):
+    if not SITE_NAME.fullmatch(name):  # fullmatch: `$` would let a trailing newline through
         raise ValueError("must be lowercase letters, digits and '-', starting with a letter")
     return name
 
@@ -30,6 +31,37 @@ def check_site_name(name: str) -> str:
 #: `{name}` are filled in from the site's ControllerSpec by `ControllerSpec.render`.
 DEFAULT_START = "featurecloud controller start {name} --port {port} --data-dir {data_dir}"
 DEFAULT_STOP = "featurecloud controller stop {name}"
+#: the placeholders a start/stop template may use
+PLACEHOLDERS = ("name", "port", "data_dir")
+#: a controller's name is a word in shell lines and file names on the host
+CONTROLLER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_template(template: str) -> str:
+    """A start/stop template whose placeholders are known: a typo found now, not on the host."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ValueError(
+            f"not a valid template ({exc}); write a literal brace as {{{{ or }}}}"
+        ) from None
+    for field in fields:
+        if field not in PLACEHOLDERS:
+            raise ValueError(
+                f"unknown placeholder {{{field}}} (known: "
+                + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+                + ")"
+            )
+    return template
+
+
+def check_host_path(path: str) -> str:
+    """An absolute path on a host, one line (it goes into shell lines and messages)."""
+    if not path.startswith("/"):
+        raise ValueError("must be an absolute path")
+    if any(c in path for c in "\n\r\x00"):
+        raise ValueError("must not hold a newline or NUL")
+    return path
 
 
 class Strict(BaseModel):
@@ -75,6 +107,23 @@ class ControllerSpec(Strict):
     start: str = DEFAULT_START
     stop: str = DEFAULT_STOP
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not CONTROLLER_NAME.fullmatch(name):
+            raise ValueError("must be letters, digits, '.', '_' and '-' (at most 64)")
+        return name
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, path: str) -> str:
+        return check_host_path(path)
+
+    @field_validator("start", "stop")
+    @classmethod
+    def _template(cls, template: str) -> str:
+        return check_template(template)
+
     def render(self, template: str) -> str:
         """Fill a start/stop template with this controller's name, port and data dir."""
         return template.format(name=self.name, port=self.port, data_dir=self.data_dir)
@@ -104,6 +153,17 @@ class SiteEntry(Strict):
     @classmethod
     def _name(cls, name: str) -> str:
         return check_site_name(name)
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, path: str) -> str:
+        return check_host_path(path)
+
+    def host(self) -> str:
+        """The machine the site's controller runs on, as the runner tells machines apart."""
+        if self.transport == "local" or self.ssh is None:
+            return "local"
+        return f"{self.ssh.address.lower()}:{self.ssh.port}"
 
     @model_validator(mode="after")
     def _transport_needs_access(self) -> SiteEntry:
@@ -141,6 +201,7 @@ class Inventory(Strict):
                 f"exactly one site must coordinate, found {len(coordinators)}"
                 + (f" ({', '.join(coordinators)})" if coordinators else "")
             )
+        _check_shared(self.sites)
         return self
 
     @property
@@ -162,3 +223,33 @@ class Inventory(Strict):
                     raw["ssh"]["private_key"] = site.ssh.private_key.get_secret_value()
             data["credentials"] = {u: p.get_secret_value() for u, p in self.credentials.items()}
         return data
+
+
+def _check_shared(sites: list[SiteEntry]) -> None:
+    """No two sites share what the platform or a host has only one of.
+
+    Two sites with one FeatureCloud user are one member of the project (the mean comes out
+    wrong); two sites on one controller (one host and port, or one data dir) overwrite each
+    other's uploads and results. Either way the run cannot be right, so it is refused up front.
+    """
+    seen: dict[tuple[str, str], str] = {}
+    for site in sites:
+        host = site.host()
+        data_dir = site.controller.data_dir.rstrip("/") or "/"
+        shared = {
+            "user": (
+                site.fc_user.strip().lower(),
+                f"FeatureCloud user {site.fc_user!r} (one site token)",
+            ),
+            "address": (
+                f"{host}:{site.controller.port}",
+                f"controller address {host}, port {site.controller.port}",
+            ),
+            "data_dir": (f"{host}:{data_dir}", f"controller data dir {data_dir} on {host}"),
+        }
+        for kind, (key, what) in shared.items():
+            other = seen.setdefault((kind, key), site.name)
+            if other != site.name:
+                raise ValueError(
+                    f"sites {other} and {site.name} share the {what}; give each its own"
+                )

@@ -29,6 +29,7 @@ from runner.engine.orchestrate import Orchestrator, RunOptions, RunResult
 from runner.errors import EXIT_OK, EXIT_PROJECT_FAILED, EXIT_SITES_FAILED, RunInterrupted
 from runner.outputs.progress import make_progress
 from runner.outputs.writers import write_outputs
+from runner.plan.preflight import preflight
 from runner.plan.workflow import Workflow
 
 
@@ -56,6 +57,8 @@ async def execute(
 
     Ctrl-C (a cancelled task) raises `RunInterrupted` once the state is saved.
     """
+    if resume is None:  # a resumed run passed it when it started; its project may exist now
+        await preflight(inventory, workflow, passwords, website_url=website_url, rate=rate)
     state = start_state(inventory, workflow, resume)
     run_dir = workflow.outdir / state.run_id
     await asyncio.to_thread(keep_inputs, run_dir, inventory, workflow)

@@ -13,19 +13,29 @@ import json
 import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
+from typing import Any, NoReturn
 
 from fcapi import DEFAULT_WEBSITE_URL
+from fcapi.errors import one_line
 from runner.api import Outcome, execute
 from runner.demo import DEFAULT_OUTDIR, run_demo
 from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerError
 from runner.plan.credentials import passwords_for_run
 from runner.plan.inventory_source import load_inventory
-from runner.plan.workflow import load_workflow, workflow_path_from_config
+from runner.plan.workflow import load_workflow, workflow_path_from_config, writable_folder
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's mistakes as the one line every other mistake is (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{message} (see python -m runner --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m runner",
         description="Run a FeatureCloud workflow across the federation a Pulumi stack built.",
     )
@@ -112,7 +122,8 @@ async def run_main(args: argparse.Namespace) -> int:
         )
     workflow = load_workflow(workflow_file, inventory)
     if args.outdir is not None:
-        workflow = workflow.model_copy(update={"outdir": args.outdir.resolve()})
+        outdir = writable_folder(args.outdir, Path.cwd(), "--outdir")
+        workflow = workflow.model_copy(update={"outdir": outdir.resolve()})
     passwords = passwords_for_run(inventory, env_file=args.env_file)
     outcome = await execute(
         inventory,
@@ -157,8 +168,17 @@ async def demo_main(args: argparse.Namespace) -> int:
     return outcome.code
 
 
+def _one_line_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    print(f"runner: warning: {one_line(str(message))}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    warnings.showwarning = _one_line_warning
+    try:
+        args = build_parser().parse_args(argv)
+    except BadInput as exc:
+        print(f"runner: {exc}", file=sys.stderr)
+        return exc.exit_code
     try:
         return asyncio.run(demo_main(args) if args.demo else run_main(args))
     except RunInterrupted as stop:
@@ -175,5 +195,5 @@ def main(argv: list[str] | None = None) -> int:
         print("runner: interrupted before the run started; nothing to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except RunnerError as exc:
-        print(f"runner: {exc}", file=sys.stderr)
+        print(f"runner: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -20,13 +20,22 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from fcapi import DEFAULT_CONTROLLER_URL, DEFAULT_WEBSITE_URL, __version__
 from fcapi.cli import account, apps, project
-from fcapi.cli.base import PROG, Command, Ctx, UsageError
+from fcapi.cli.base import (
+    PROG,
+    Command,
+    Ctx,
+    UsageError,
+    email,
+    positive_float,
+    positive_int,
+    url,
+)
 from fcapi.cli.output import Out
-from fcapi.errors import ExitCode, FcError, one_line
+from fcapi.errors import ExitCode, FcError, NotFound, one_line
 
 __all__ = ["PROG", "amain", "build_parser", "main", "parse_args"]
 
@@ -37,23 +46,30 @@ GROUPS = (project, apps, account)
 _COMMON: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (
         ("--website-url",),
-        {"help": f"FeatureCloud website (env FCAPI_WEBSITE_URL; default {DEFAULT_WEBSITE_URL})"},
+        {
+            "type": url,
+            "help": f"FeatureCloud website (env FCAPI_WEBSITE_URL; default {DEFAULT_WEBSITE_URL})",
+        },
     ),
     (
         ("--controller-url",),
         {
+            "type": url,
             "help": "this site's controller "
-            f"(env FCAPI_CONTROLLER_URL; default {DEFAULT_CONTROLLER_URL})"
+            f"(env FCAPI_CONTROLLER_URL; default {DEFAULT_CONTROLLER_URL})",
         },
     ),
-    (("-u", "--user"), {"help": "FeatureCloud user (e-mail); env FC_USER"}),
+    (("-u", "--user"), {"type": email, "help": "FeatureCloud user (e-mail); env FC_USER"}),
     (
         ("--env-file",),
         {"type": Path, "help": "file of USER=PASSWORD lines (default ./.env if present)"},
     ),
     (("--json",), {"action": "store_true", "help": "print one JSON document on stdout"}),
-    (("--rate",), {"type": float, "help": "website requests per second per user (default 3)"}),
-    (("--burst",), {"type": int, "help": "website request burst per user (default 3)"}),
+    (
+        ("--rate",),
+        {"type": positive_float, "help": "website requests per second per user (default 3)"},
+    ),
+    (("--burst",), {"type": positive_int, "help": "website request burst per user (default 3)"}),
 ]
 _COMMON_DEFAULTS: dict[str, Any] = {
     "website_url": None,
@@ -66,8 +82,15 @@ _COMMON_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _common_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+class _Parser(argparse.ArgumentParser):
+    """argparse's mistakes as one line and the usage exit code, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _common_parser() -> _Parser:
+    common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     for flags, kwargs in _COMMON:
         common.add_argument(*flags, **kwargs)
     return common
@@ -75,7 +98,7 @@ def _common_parser() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common_parser()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="FeatureCloud.ai from the command line (fedflow's fcauto subcommands).",
         epilog="passwords: USER=PASSWORD lines in ./.env (or --env-file), or the environment; "
@@ -84,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="cmd", required=True, metavar="SUBCOMMAND")
+    sub = parser.add_subparsers(
+        dest="cmd", required=True, metavar="SUBCOMMAND", parser_class=_Parser
+    )
 
     def add(name: str, help_: str, command: Command) -> argparse.ArgumentParser:
         subparser = sub.add_parser(name, help=help_, description=help_, parents=[common])
@@ -108,10 +133,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for name, default in _COMMON_DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, default)
-    args.website_url = args.website_url or os.environ.get("FCAPI_WEBSITE_URL", DEFAULT_WEBSITE_URL)
-    args.controller_url = args.controller_url or os.environ.get(
-        "FCAPI_CONTROLLER_URL", DEFAULT_CONTROLLER_URL
-    )
+    try:
+        args.website_url = args.website_url or url(
+            os.environ.get("FCAPI_WEBSITE_URL", DEFAULT_WEBSITE_URL)
+        )
+        args.controller_url = args.controller_url or url(
+            os.environ.get("FCAPI_CONTROLLER_URL", DEFAULT_CONTROLLER_URL)
+        )
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"FCAPI_WEBSITE_URL or FCAPI_CONTROLLER_URL: {exc}") from None
     args.user = args.user or os.environ.get("FC_USER")
     return args
 
@@ -147,6 +177,11 @@ async def amain(
         try:
             handler: Command = args.handler
             await handler(Ctx(args, out, stdin))
+        except NotFound as exc:
+            project = getattr(args, "project", None)
+            about = f"project {project}: " if project and str(project) not in str(exc) else ""
+            stderr.write(f"{PROG}: error: {about}{one_line(str(exc))}\n")
+            return int(exc.exit_code)
         except FcError as exc:
             stderr.write(f"{PROG}: error: {one_line(str(exc))}\n")
             return int(exc.exit_code)

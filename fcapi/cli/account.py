@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from fcapi.cli.base import AddCommand, Ctx, UsageError
+from fcapi.cli.base import AddCommand, Ctx, UsageError, email
 from fcapi.website import WebsiteClient
 
 
 def register(add: AddCommand) -> None:
     signup = add("signup", "create an account and its site", cmd_signup)
-    signup.add_argument("--email", required=True)
+    signup.add_argument("--email", type=email, required=True)
     signup.add_argument("--first-name", default="")
     signup.add_argument("--last-name", default="")
     signup.add_argument("--site-name", help="name of the account's site (default: the e-mail)")

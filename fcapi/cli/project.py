@@ -4,10 +4,21 @@ monitor, query, download, reset. Each command's options sit beside the command i
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 from pathlib import Path
 
-from fcapi.cli.base import PROG, AddCommand, Ctx, UsageError, project_arg
+from fcapi.cli.base import (
+    PROG,
+    AddCommand,
+    Ctx,
+    UsageError,
+    count,
+    positive_float,
+    positive_int,
+    project_arg,
+    slug,
+)
 from fcapi.errors import Conflict, ExitCode, FcError, NotFound
 from fcapi.files import write_atomic
 from fcapi.models import Project, ProjectStatus
@@ -15,21 +26,23 @@ from fcapi.status import is_terminal
 from fcapi.website import WebsiteClient
 
 SITE_INFO = "site_info.json"
+#: the names a controller stores uploads under (one word: no newline, no path)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def register(add: AddCommand) -> None:
     create = add(
         "create", "create a project with one app (as its coordinator) and tokens", cmd_create
     )
-    create.add_argument("-t", "--tool", required=True, help="app slug, e.g. mean-app")
-    create.add_argument("-n", "--num", type=int, default=0, help="participant tokens to create")
+    create.add_argument("-t", "--tool", type=slug, required=True, help="app slug, e.g. mean-app")
+    create.add_argument("-n", "--num", type=count, default=0, help="participant tokens to create")
     create.add_argument("--name", help="project name (default: a random one)")
     create.add_argument("--description", default="", help="project description")
 
     join = add("join", "join a project with a participant token", cmd_join)
     join.add_argument("-t", "--token", help="participant token (or --token-stdin)")
     join.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
-    join.add_argument("-p", "--project", type=int, help="project id, to check membership")
+    join.add_argument("-p", "--project", type=positive_int, help="project id, to check membership")
 
     project_arg(
         add("prep", "set a project to 'prepare' (coordinator), which opens uploads", cmd_prep)
@@ -47,11 +60,13 @@ def register(add: AddCommand) -> None:
     )
     project_arg(download)
     download.add_argument("-o", "--out", type=Path, default=Path("."), help="directory")
-    download.add_argument("--run", type=int, help="run number (default: the newest)")
+    download.add_argument("--run", type=positive_int, help="run number (default: the newest)")
 
     reset = add("reset", "bring a project back to 'ready' (stopping it if it runs)", cmd_reset)
     project_arg(reset)
-    reset.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (120)")
+    reset.add_argument(
+        "--timeout", type=positive_float, default=120.0, help="seconds to wait (120)"
+    )
 
 
 def _contribute_options(contribute: argparse.ArgumentParser) -> None:
@@ -66,14 +81,14 @@ def _contribute_options(contribute: argparse.ArgumentParser) -> None:
         "--no-finalize", action="store_true", help="upload only; do not finalize"
     )
     contribute.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds to wait for 'prepare' (600)"
+        "--timeout", type=positive_float, default=600.0, help="seconds to wait for 'prepare' (600)"
     )
 
 
 def _monitor_options(monitor: argparse.ArgumentParser) -> None:
     project_arg(monitor)
     monitor.add_argument(
-        "-t", "--timeout", type=float, default=3600.0, help="seconds to wait (3600)"
+        "-t", "--timeout", type=positive_float, default=3600.0, help="seconds to wait (3600)"
     )
     monitor.add_argument(
         "--stop-on-timeout", action="store_true", help="ask the site to shut the project down"
@@ -163,6 +178,11 @@ async def cmd_contribute(ctx: Ctx) -> None:
     for path in a.data:
         if not path.is_file():
             raise UsageError(f"no such data file: {path}")
+        if not _PLAIN_NAME.fullmatch(path.name):
+            raise UsageError(
+                f"data file {str(path)[:200]!r}: the controller takes plain file names "
+                "(letters, digits, '.', '_', '-'); rename it"
+            )
     pid: int = a.project
     async with ctx.website() as site, ctx.controller() as controller:
         if a.data_dir is not None:

@@ -7,7 +7,7 @@ that creates them on featurecloud.ai is exercised too.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
@@ -31,6 +31,20 @@ from fcapi.models import (
 )
 
 router = APIRouter(route_class=SiteRoute, generate_unique_id_function=operation_id)
+
+#: RFC 5321's longest address; the site's own form refuses longer ones
+MAX_EMAIL = 254
+
+
+_Body = TypeVar("_Body", LoginRequest, SignupRequest)
+
+
+async def _body(request: Request, model: type[_Body]) -> _Body:
+    """The body as `model`; one nested too deeply for the JSON parser is a 400, not a 500."""
+    try:
+        return await json_body(request, model)
+    except RecursionError:
+        raise HTTPError(400, "JSON parse error - nested too deeply") from None
 
 
 def _app_json(app_id: int) -> dict[str, Any]:
@@ -58,8 +72,8 @@ def _user_json(user: UserRec) -> dict[str, Any]:
 )
 async def login(request: Request, ctx: Ctx) -> Response:
     """A simplejwt token pair for an email and password."""
-    body = await json_body(request, LoginRequest)
-    request.state.user = body.username
+    body = await _body(request, LoginRequest)
+    request.state.user = body.username[:MAX_EMAIL]
     user = ctx.user_by_email(body.username)
     if user is None or not auth.check_password(body.password, user.password):
         raise HTTPError(401, "No active account found with the given credentials")
@@ -101,9 +115,9 @@ async def logout(user: User) -> Response:
 )
 async def signup(request: Request, ctx: Ctx) -> Response:
     """A new account (the website's "Sign up")."""
-    body = await json_body(request, SignupRequest)
-    request.state.user = body.email
-    if "@" not in body.email:
+    body = await _body(request, SignupRequest)
+    request.state.user = body.email[:MAX_EMAIL]
+    if "@" not in body.email or len(body.email) > MAX_EMAIL:
         raise HTTPError(400, {"email": ["Enter a valid email address."]})
     if len(body.password) < 4:
         raise HTTPError(400, {"password": ["This password is too short."]})

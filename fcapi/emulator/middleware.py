@@ -132,9 +132,12 @@ def admin_routes(faults: FaultState, counts: RequestCounts) -> list[Route]:
     async def admin_faults(request: Request) -> Response:
         if request.method == "PUT":
             try:
-                faults.update(json.loads(await request.body()))
-            except ValueError as exc:  # bad JSON or a knob out of range: the caller's mistake
-                raise HTTPError(400, str(exc)) from None
+                changes = json.loads(await request.body())
+                if not isinstance(changes, dict):  # a list or null cannot be merged
+                    raise ValueError("expected a JSON object of fault knobs")
+                faults.update(changes)
+            except (ValueError, RecursionError) as exc:  # bad JSON, a knob out of range
+                raise HTTPError(400, str(exc) or "nested too deeply") from None
         return JSONResponse(faults.faults.model_dump())
 
     async def admin_requests(request: Request) -> Response:

@@ -17,26 +17,65 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import tempfile
+import threading
+import tomllib
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from fcapi.models import ProjectRun
 from runner.engine.checkpoint import CollectedFile
 from runner.errors import RunnerError
 
-#: generous for FeatureCloud's outputs, small enough that a zip bomb cannot fill the disk
+#: generous for FeatureCloud's outputs, small enough that a laptop survives a zip bomb
 MAX_MEMBERS = 10_000
-MAX_MEMBER_BYTES = 2 * 1024**3
-MAX_TOTAL_BYTES = 8 * 1024**3
-MAX_RATIO = 200  # uncompressed / compressed, for members over 1 MiB
+MAX_MEMBER_BYTES = 1024**3
+MAX_TOTAL_BYTES = 1024**3
+MAX_RUN_BYTES = 4 * 1024**3
+MAX_RATIO = 200  # uncompressed / compressed, for members of 1 MiB and more
 _CHUNK = 1 << 20
+_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_UNITS |= {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_SIZE = re.compile(r"(\d{1,15})\s*([a-z]*)")
+#: one unpacking at a time in this process: the run's budget is read from the disk, and two
+#: sites' zips checked against it at once could each take all of it
+_RUN_LOCK = threading.Lock()
+
+
+def parse_size(value: object) -> int:
+    """`"1GiB"`, `"512MiB"`, `"10MB"` or a number of bytes, as bytes (positive, at most 1 PiB)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("expected a size like 1GiB, 512MiB or a number of bytes")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.fullmatch(value.strip().lower())
+        if match is None or match.group(2) not in _UNITS:
+            raise ValueError(f"{value[:40]!r} is not a size like 1GiB, 512MiB or 10MB")
+        size = int(match.group(1)) * _UNITS[match.group(2)]
+    if not 0 < size <= 1024**5:
+        raise ValueError("a size must be more than 0 bytes and at most 1 PiB")
+    return size
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class UnpackLimits(BaseModel):
+    """What a run may unpack from its result zips (the workflow file's `[unpack]` table)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    member: Size = MAX_MEMBER_BYTES
+    zip: Size = MAX_TOTAL_BYTES
+    run: Size = MAX_RUN_BYTES
 
 
 class UnsafeArchive(RunnerError):
@@ -114,12 +153,14 @@ def missing_results(runs: Sequence[ProjectRun]) -> bool:
     return not any(run.resultSteps for run in runs)
 
 
-def _check_member(zip_path: Path, info: zipfile.ZipInfo, target: Path) -> Path | None:
+def _check_member(
+    zip_path: Path, info: zipfile.ZipInfo, target: Path, limits: UnpackLimits
+) -> Path | None:
     """The member's destination, None for a directory entry, or `UnsafeArchive`."""
     name = info.filename
-    where = f"{zip_path.name}: member {name!r}"
-    if "\\" in name or "\x00" in name:
-        raise UnsafeArchive(f"{where}: backslash or NUL in the name")
+    where = f"{zip_path.name}: member {name[:200]!r}"
+    if "\\" in name or "\x00" in name or "\n" in name or "\r" in name:
+        raise UnsafeArchive(f"{where}: backslash, newline or NUL in the name")
     posix = PurePosixPath(name)
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise UnsafeArchive(f"{where}: absolute path")
@@ -139,83 +180,177 @@ def _check_member(zip_path: Path, info: zipfile.ZipInfo, target: Path) -> Path |
         raise UnsafeArchive(f"{where}: no file name")
     if info.is_dir():
         return None
-    if info.file_size > MAX_MEMBER_BYTES:
-        raise UnsafeArchive(f"{where}: {info.file_size} bytes, over {MAX_MEMBER_BYTES}")
-    if info.file_size > _CHUNK and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+    if info.file_size > limits.member:
+        raise UnsafeArchive(f"{where}: {info.file_size} bytes, over {limits.member} per file")
+    if info.file_size >= _CHUNK and info.file_size > MAX_RATIO * max(info.compress_size, 1):
         raise UnsafeArchive(f"{where}: compressed over {MAX_RATIO}:1 (a zip bomb?)")
     return dest
+
+
+def run_dir_of(target: Path) -> Path | None:
+    """The run folder a result folder is in (`<run>/sites/<site>/run<n>/step<s>`), if any."""
+    return next((p.parent for p in target.parents if p.name == "sites"), None)
+
+
+def limits_of_run(run_dir: Path | None) -> UnpackLimits:
+    """The `[unpack]` table of the workflow the run keeps in `inputs/` (checked when the run
+    started; its digest is what a resume compares), or the defaults."""
+    if run_dir is None:
+        return UnpackLimits()
+    try:
+        data = tomllib.loads((run_dir / "inputs" / "workflow.toml").read_text(encoding="utf-8"))
+        return UnpackLimits.model_validate(data.get("unpack", {}))
+    except (OSError, ValueError, ValidationError):
+        return UnpackLimits()
+
+
+def unpacked_bytes(run_dir: Path | None, but: Path) -> int:
+    """What the run's result folders hold already, but for `but` (about to be replaced)."""
+    if run_dir is None:
+        return 0
+    total = 0
+    for folder in (run_dir / "sites").glob("*/run*/step*"):
+        if folder == but or not folder.is_dir() or folder.is_symlink():
+            continue
+        for base, _, files in os.walk(folder):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(base, name)).st_size
+    return total
+
+
+def _check_sizes(
+    zip_path: Path, infos: list[zipfile.ZipInfo], limits: UnpackLimits, room: int
+) -> None:
+    """Refuse on the declared sizes, before anything is written."""
+    name = zip_path.name
+    total = sum(i.file_size for i in infos)
+    if total > limits.zip:
+        raise UnsafeArchive(f"{name}: {total} bytes unpacked, over {limits.zip} per zip")
+    if total > room:
+        raise UnsafeArchive(
+            f"{name}: {total} bytes unpacked, over the {room} bytes left of {limits.run} per run"
+        )
+    packed = sum(i.compress_size for i in infos)
+    if total >= _CHUNK and total > MAX_RATIO * max(packed, 1):
+        raise UnsafeArchive(f"{name}: compressed over {MAX_RATIO}:1 in all (a zip bomb?)")
 
 
 def extract_result(
     zip_path: Path,
     target: Path,
     *,
+    limits: UnpackLimits | None = None,
     max_members: int = MAX_MEMBERS,
-    max_total_bytes: int = MAX_TOTAL_BYTES,
+    max_total_bytes: int | None = None,
 ) -> list[Path]:
     """Verify `zip_path` and unpack it into `target` (replaced whole); the files, sorted.
 
-    On any refusal nothing is left behind: `target` keeps what it had before.
+    On any refusal nothing is left behind: `target` keeps what it had before. `limits`
+    default to the run's (`limits_of_run`); `max_total_bytes` overrides the per-zip one.
     """
+    run_dir = run_dir_of(target)
+    limits = limits or limits_of_run(run_dir)
+    if max_total_bytes is not None:
+        limits = limits.model_copy(update={"zip": max_total_bytes})
     try:
         archive = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, EOFError):
         raise UnsafeArchive(f"{zip_path.name}: not a zip file") from None
     except FileNotFoundError:
         raise UnsafeArchive(f"{zip_path.name}: missing") from None
-    with archive:
+    with archive, _RUN_LOCK:
         infos = archive.infolist()
         if len(infos) > max_members:
             raise UnsafeArchive(f"{zip_path.name}: {len(infos)} members, over {max_members}")
-        total = sum(i.file_size for i in infos)
-        if total > max_total_bytes:
-            raise UnsafeArchive(f"{zip_path.name}: {total} bytes unpacked, over {max_total_bytes}")
+        budget = _Budget(zip_path.name, limits, limits.run - unpacked_bytes(run_dir, target))
+        _check_sizes(zip_path, infos, limits, budget.room)
         names = [i.filename.rstrip("/") for i in infos]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise UnsafeArchive(f"{zip_path.name}: member {dupes[0]!r} appears twice")
+            raise UnsafeArchive(f"{zip_path.name}: member {dupes[0][:200]!r} appears twice")
+        return _unpack_into(archive, zip_path, infos, target, budget)
+
+
+class _Budget:
+    """Bytes actually written, counted against every limit: declared sizes can lie."""
+
+    def __init__(self, name: str, limits: UnpackLimits, room: int) -> None:
+        self.name, self.limits, self.room, self.written = name, limits, room, 0
+
+    def take(self, member: str, member_bytes: int, more: int) -> None:
+        self.written += more
+        where = f"{self.name}: member {member[:200]!r}"
+        if member_bytes > self.limits.member:
+            raise UnsafeArchive(f"{where}: over {self.limits.member} bytes per file")
+        if self.written > self.limits.zip:
+            raise UnsafeArchive(f"{where}: the zip unpacks to over {self.limits.zip} bytes")
+        if self.written > self.room:
+            raise UnsafeArchive(f"{where}: the run would unpack over {self.limits.run} bytes")
+
+
+def _unpack_into(
+    archive: zipfile.ZipFile,
+    zip_path: Path,
+    infos: list[zipfile.ZipInfo],
+    target: Path,
+    budget: _Budget,
+) -> list[Path]:
+    """Test CRCs, unpack into a staging folder, swap it into place; staging goes on failure."""
+    try:
+        bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise UnsafeArchive(f"{zip_path.name}: unreadable: {exc}") from None
+    if bad is not None:
+        raise UnsafeArchive(f"{zip_path.name}: member {bad[:200]!r}: CRC mismatch")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
         try:
-            bad = archive.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+            written = _unpack(archive, zip_path, infos, staging, budget)
+        except OSError as exc:  # e.g. a member "a" and a member "a/b"
+            raise UnsafeArchive(f"{zip_path.name}: cannot unpack: {exc.strerror}") from None
+        except (zipfile.BadZipFile, EOFError) as exc:
             raise UnsafeArchive(f"{zip_path.name}: unreadable: {exc}") from None
-        if bad is not None:
-            raise UnsafeArchive(f"{zip_path.name}: member {bad!r}: CRC mismatch")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        )
-        try:
-            try:
-                written = _unpack(archive, zip_path, infos, staging)
-            except OSError as exc:  # e.g. a member "a" and a member "a/b"
-                raise UnsafeArchive(f"{zip_path.name}: cannot unpack: {exc.strerror}") from None
-            _replace_dir(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        _replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return sorted(target / p.relative_to(staging) for p in written)
 
 
+def _chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    with archive.open(info) as src:
+        while chunk := src.read(_CHUNK):
+            yield chunk
+
+
 def _unpack(
-    archive: zipfile.ZipFile, zip_path: Path, infos: list[zipfile.ZipInfo], staging: Path
+    archive: zipfile.ZipFile,
+    zip_path: Path,
+    infos: list[zipfile.ZipInfo],
+    staging: Path,
+    budget: _Budget,
 ) -> list[Path]:
     written: list[Path] = []
     for info in infos:
-        dest = _check_member(zip_path, info, staging)
+        dest = _check_member(zip_path, info, staging, budget.limits)
         if dest is None:
             (staging / info.filename).mkdir(parents=True, exist_ok=True)
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        remaining = info.file_size
+        size = 0
         # O_EXCL + O_NOFOLLOW: never write through something that appeared in the meantime
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as out, archive.open(info) as src:
-            while chunk := src.read(_CHUNK):
-                remaining -= len(chunk)
-                if remaining < 0:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in _chunks(archive, info):
+                size += len(chunk)
+                if size > info.file_size:
                     raise UnsafeArchive(
-                        f"{zip_path.name}: member {info.filename!r}: longer than its header says"
+                        f"{zip_path.name}: member {info.filename[:200]!r}: "
+                        "longer than its header says"
                     )
+                budget.take(info.filename, size, len(chunk))
                 out.write(chunk)
         written.append(dest)
     return written

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from fcapi.credentials import load_passwords, looked_in
+from fcapi.credentials import EnvFileError, load_passwords, looked_in
 from fedinfra.inventory import Inventory
 from runner.errors import BadInput
 
@@ -56,6 +56,8 @@ def passwords_for_run(
         local = load_passwords(env_file, environ)
     except FileNotFoundError:
         raise MissingPasswords(run_users(inventory), [f"{env_file} (no such file)"]) from None
+    except EnvFileError as exc:
+        raise BadInput(str(exc)) from None
     merged = {**inventory.credentials, **local}
     users = run_users(inventory)
     missing = [u for u in users if u not in merged]

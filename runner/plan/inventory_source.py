@@ -11,8 +11,8 @@ field, never echoing a value (it may be a private key).
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import stat
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,12 +21,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from fcapi.credentials import scrubbed_environ
 from fedinfra.inventory import Inventory
 from fedinfra.problems import Problem, one_line
 from runner.errors import BadInput
 
 OUTPUT_NAME = "inventory"
 DEFAULT_TIMEOUT = 60.0
+#: an inventory of hundreds of sites with their keys is well under this
+MAX_INVENTORY_BYTES = 64 << 20
 
 
 class InventorySourceError(BadInput):
@@ -108,7 +111,7 @@ def _cli_outputs(stack: str, work_dir: Path | None, timeout: float) -> dict[str,
             capture_output=True,
             timeout=timeout,
             check=False,
-            env={**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true"},
+            env={**scrubbed_environ(featurecloud_only=True), "PULUMI_SKIP_UPDATE_CHECK": "true"},
         )
     except subprocess.TimeoutExpired:
         raise InventorySourceError(
@@ -139,11 +142,22 @@ def _decode(value: Any, where: str) -> Any:
             raise InventorySourceError(
                 f"{where}: the inventory is not JSON (line {exc.lineno}, column {exc.colno})"
             ) from None
+        except RecursionError:
+            raise InventorySourceError(f"{where}: the inventory is nested too deeply") from None
     return value
 
 
 def read_inventory_file(path: Path) -> Any:
+    """The file's JSON; a FIFO, a device or a huge file is refused before it is read."""
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise InventorySourceError(f"{path}: cannot read the inventory: {what}")
+        if info.st_size > MAX_INVENTORY_BYTES:
+            raise InventorySourceError(
+                f"{path}: {info.st_size} bytes, over {MAX_INVENTORY_BYTES} for an inventory"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InventorySourceError(f"{path}: inventory file not found") from None
@@ -163,6 +177,8 @@ def parse_inventory(data: Any, where: str) -> Inventory:
         return Inventory.model_validate(data)
     except ValidationError as exc:
         raise InventorySourceError(one_line(exc, lambda p: _field(p, data, where))) from None
+    except RecursionError:
+        raise InventorySourceError(f"{where}: the inventory is nested too deeply") from None
 
 
 def _field(problem: Problem, data: Any, where: str) -> str:
@@ -184,6 +200,6 @@ def _site_label(data: dict[str, Any], index: int) -> str:
     sites = data.get("sites")
     if isinstance(sites, list) and index < len(sites) and isinstance(sites[index], dict):
         name = sites[index].get("name")
-        if isinstance(name, str) and len(name) <= 40:
+        if isinstance(name, str) and len(name) <= 40 and name.isprintable():
             return f"({name})"
     return ""

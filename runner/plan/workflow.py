@@ -11,6 +11,11 @@ Format (TOML; relative paths are relative to the workflow file's folder):
     deadline = "30m"            # for the whole run: 90s, 30m, 1h30m, or seconds as a number
     outdir = "runs"             # where <run-id>/ folders go (default "runs")
 
+    [unpack]                    # bounds on what the result zips may unpack (optional)
+    member = "1GiB"             # one file of a zip
+    zip = "1GiB"                # one zip
+    run = "4GiB"                # every zip of the run together
+
     [sites.alpha]
     files = ["data/alpha.csv", { path = "data/a2.csv", as = "data.csv" }]
 
@@ -20,8 +25,11 @@ Format (TOML; relative paths are relative to the workflow file's folder):
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import stat
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -37,8 +45,9 @@ from pydantic import (
     model_validator,
 )
 
-from fedinfra.inventory import Inventory
+from fedinfra.inventory import Inventory, check_site_name
 from fedinfra.problems import first_problem, one_line
+from runner.collect.unpack import UnpackLimits
 from runner.engine.checkpoint import digest_json
 from runner.errors import BadInput
 
@@ -47,8 +56,14 @@ STACK_CONFIG_KEY = "fedstack:workflow"
 CONFIG_NAME = "config.yml"
 DEFAULT_OUTDIR = "runs"
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_DURATION = re.compile(r"(?:(\d{1,9})h)?(?:(\d{1,9})m)?(?:(\d{1,9})s)?")
+_FILE_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
+#: a workflow file is a page of TOML; a bigger one is a mistake (or /dev/zero), not read whole
+MAX_WORKFLOW_BYTES = 1 << 20
+#: the longest run a deadline may ask for: a week (longer is a typo, and overflows timers)
+MAX_DEADLINE = 7 * 24 * 3600.0
+#: app slugs on FeatureCloud are short words
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
 
 
 class WorkflowError(BadInput):
@@ -59,18 +74,24 @@ def parse_duration(value: object) -> float:
     """`"90s"`, `"30m"`, `"1h30m"` or a number of seconds, as seconds (positive)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like 30m, 1h30m or 90s")
-    if isinstance(value, int | float):
-        seconds = float(value)
+    if isinstance(value, int):
+        seconds = float(min(value, int(MAX_DEADLINE) + 1))  # a 400-digit int overflows float()
+    elif isinstance(value, float):
+        seconds = value
     elif isinstance(value, str):
-        match = _DURATION.match(value.strip())
+        match = _DURATION.fullmatch(value.strip())
         if not value.strip() or match is None:
-            raise ValueError(f"{value!r} is not a duration like 30m, 1h30m or 90s")
+            raise ValueError(f"{value[:40]!r} is not a duration like 30m, 1h30m or 90s")
         h, m, s = (int(g) if g else 0 for g in match.groups())
         seconds = float(h * 3600 + m * 60 + s)
     else:
         raise ValueError("expected a duration like 30m, 1h30m or 90s")
+    if not math.isfinite(seconds):
+        raise ValueError("the deadline must be a finite duration")
     if seconds <= 0:
         raise ValueError("the deadline must be longer than zero")
+    if seconds > MAX_DEADLINE:
+        raise ValueError(f"the deadline must be at most {MAX_DEADLINE / 86400:g} days")
     return seconds
 
 
@@ -88,10 +109,17 @@ class FileRef(_Strict):
     #: the name the app expects (e.g. `data.csv`); default: the file's own name
     as_name: str | None = Field(default=None, alias="as")
 
+    @field_validator("path")
+    @classmethod
+    def _one_line(cls, path: str) -> str:
+        if any(c in path for c in "\n\r\x00"):
+            raise ValueError("a path must not hold a newline or NUL")
+        return path
+
     @field_validator("as_name")
     @classmethod
     def _plain_name(cls, name: str | None) -> str | None:
-        if name is not None and (not _FILE_NAME.match(name) or name in {".", ".."}):
+        if name is not None and (not _FILE_NAME.fullmatch(name) or name in {".", ".."}):
             raise ValueError(
                 f"'as' must be a plain file name (letters, digits, '.', '_', '-'), got {name!r}"
             )
@@ -123,6 +151,12 @@ class SiteFiles(_Strict):
             raise ValueError("no data: give files (local) or host_files (on the site's host)")
         seen: set[str] = set()
         for ref in [*self.files, *self.host_files]:
+            if not _FILE_NAME.fullmatch(ref.target) or ref.target in {".", ".."}:
+                raise ValueError(
+                    f"{ref.path[:80]!r} would arrive as {ref.target[:40]!r}, not a plain file "
+                    "name (letters, digits, '.', '_', '-'); rename it with "
+                    '{ path = "...", as = "data.csv" }'
+                )
             if ref.target == CONFIG_NAME:
                 raise ValueError(
                     f"{ref.path!r} would arrive as {CONFIG_NAME}, which is the app's config; "
@@ -141,11 +175,32 @@ class WorkflowSpec(_Strict):
     """The file as written, before it is checked against the inventory and the disk."""
 
     app: str | None = Field(default=None, min_length=1)
-    project_id: int | None = Field(default=None, gt=0)
-    config: str | None = None
+    project_id: int | None = Field(default=None, gt=0, lt=2**63)
+    config: str | None = Field(default=None, min_length=1, max_length=4096)
     deadline: Annotated[float, BeforeValidator(parse_duration)] = 3600.0
-    outdir: str = DEFAULT_OUTDIR
+    outdir: str = Field(default=DEFAULT_OUTDIR, min_length=1, max_length=4096)
+    unpack: UnpackLimits = Field(default_factory=UnpackLimits)
     sites: dict[str, SiteFiles] = Field(min_length=1)
+
+    @field_validator("app")
+    @classmethod
+    def _slug(cls, app: str | None) -> str | None:
+        if app is not None and not _SLUG.fullmatch(app):
+            raise ValueError(
+                f"{app[:40]!r} is not an app slug (letters, digits, '.', '_', '-', '/'; "
+                "at most 128)"
+            )
+        return app
+
+    @field_validator("sites")
+    @classmethod
+    def _site_names(cls, sites: dict[str, SiteFiles]) -> dict[str, SiteFiles]:
+        for name in sites:
+            try:
+                check_site_name(name)
+            except ValueError as exc:
+                raise ValueError(f"site name {name[:40]!r} {exc}") from None
+        return sites
 
     @model_validator(mode="after")
     def _app_xor_project(self) -> WorkflowSpec:
@@ -188,6 +243,7 @@ class Workflow(_Strict):
     config: Path | None
     deadline_seconds: float
     outdir: Path
+    unpack: UnpackLimits
     coordinator: str
     sites: dict[str, SitePlan]
     digest: str
@@ -224,27 +280,55 @@ def _unknown_key(loc: tuple[int | str, ...]) -> str:
         return "unknown key (known: path, as)"
     if len(loc) >= 3:
         return "unknown key (known: files, host_files)"
-    return "unknown key (known: app, project_id, config, deadline, outdir, sites)"
+    if len(loc) == 2 and loc[0] == "unpack":
+        return "unknown key (known: member, zip, run)"
+    return "unknown key (known: app, project_id, config, deadline, outdir, unpack, sites)"
 
 
 def read_spec(path: Path) -> WorkflowSpec:
     """Parse and schema-check the file (no inventory, no disk beyond the file itself)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise WorkflowError(f"{path}: workflow file not found") from None
-    except OSError as exc:
-        raise WorkflowError(f"{path}: cannot read the workflow file: {exc.strerror}") from None
+    raw = read_workflow_bytes(path)
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise WorkflowError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise WorkflowError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise WorkflowError(f"{path}: not valid TOML: nested too deeply") from None
     try:
         return WorkflowSpec.model_validate(data)
     except ValidationError as exc:
         raise _invalid(path, exc) from None
+    except RecursionError:
+        raise WorkflowError(f"{path}: nested too deeply to be a workflow") from None
+
+
+def read_workflow_bytes(path: Path) -> bytes:
+    """The file's bytes; a FIFO or a device is refused before it is opened (a FIFO would
+    block, /dev/zero never end), and a file over `MAX_WORKFLOW_BYTES` before it is read."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise WorkflowError(f"{path}: workflow file not found") from None
+    except OSError as exc:
+        raise WorkflowError(f"{path}: cannot read the workflow file: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise WorkflowError(f"{path}: is a folder, not a workflow file")
+    if not stat.S_ISREG(info.st_mode):
+        raise WorkflowError(f"{path}: not a regular file (a FIFO or a device?)")
+    if info.st_size > MAX_WORKFLOW_BYTES:
+        raise WorkflowError(
+            f"{path}: {info.st_size} bytes, over {MAX_WORKFLOW_BYTES} for a workflow file"
+        )
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_WORKFLOW_BYTES + 1)
+    except OSError as exc:
+        raise WorkflowError(f"{path}: cannot read the workflow file: {exc.strerror}") from None
+    if len(raw) > MAX_WORKFLOW_BYTES:  # grew since the stat
+        raise WorkflowError(f"{path}: over {MAX_WORKFLOW_BYTES} bytes for a workflow file")
+    return raw
 
 
 def _local_file(source: Path, site: str, field: str, ref: FileRef) -> LocalFile:
@@ -284,7 +368,8 @@ def check_against(spec: WorkflowSpec, inventory: Inventory, source: Path) -> Wor
         project_id=spec.project_id,
         config=_config_file(spec, source),
         deadline_seconds=spec.deadline,
-        outdir=_outdir(spec, source),
+        outdir=writable_folder(Path(spec.outdir), source.parent, f"{source}: field outdir"),
+        unpack=spec.unpack,
         coordinator=coordinator,
         sites=plans,
         digest=workflow_digest(spec),
@@ -329,21 +414,47 @@ def _config_file(spec: WorkflowSpec, source: Path) -> Path | None:
     return config_path.resolve()
 
 
-def _outdir(spec: WorkflowSpec, source: Path) -> Path:
-    outdir = Path(spec.outdir).expanduser()
-    if not outdir.is_absolute():
-        outdir = source.parent / outdir
+def writable_folder(outdir: Path, base: Path, where: str) -> Path:
+    """`outdir` (relative to `base`), if a folder can be made there: refused now, not on the
+    first write. The nearest existing folder is probed with a temporary folder (removed at
+    once), since permission bits do not tell (root, a read-only mount, /proc)."""
+    if any(c in str(outdir) for c in "\n\r\x00"):
+        raise WorkflowError(f"{where}: the path holds a newline or NUL")
+    try:
+        outdir = outdir.expanduser()
+        return _probe_folder(outdir if outdir.is_absolute() else base / outdir, where)
+    except RuntimeError as exc:  # ~user of no such user
+        raise WorkflowError(f"{where}: cannot use {str(outdir)[:200]}: {exc}") from None
+    except OSError as exc:
+        raise WorkflowError(f"{where}: cannot use {str(outdir)[:200]}: {exc.strerror}") from None
+
+
+def _probe_folder(outdir: Path, where: str) -> Path:
     if outdir.exists() and not outdir.is_dir():
-        raise WorkflowError(f"{source}: field outdir: {outdir} exists and is not a folder")
+        raise WorkflowError(f"{where}: {outdir} exists and is not a folder")
     existing = next(p for p in (outdir, *outdir.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise WorkflowError(f"{source}: field outdir: cannot write under {existing}")
+    if not existing.is_dir():
+        raise WorkflowError(f"{where}: cannot write under {existing}: not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".fedstack-probe-"))
+    except OSError as exc:
+        raise WorkflowError(f"{where}: cannot write under {existing}: {exc.strerror}") from None
     return outdir
 
 
 def load_workflow(path: Path, inventory: Inventory) -> Workflow:
     """Read, schema-check and inventory-check a workflow file; raise `WorkflowError`."""
-    return check_against(read_spec(path), inventory, path)
+    spec = read_spec(path)
+    try:
+        return check_against(spec, inventory, path)
+    except (OSError, ValueError, RuntimeError) as exc:  # a name too long, a NUL, ~nobody
+        raise WorkflowError(f"{path}: a path it names cannot be used: {_os_reason(exc)}") from None
+
+
+def _os_reason(exc: OSError | ValueError | RuntimeError) -> str:
+    if isinstance(exc, OSError):
+        return f"{exc.strerror} ({str(exc.filename)[:80]!r})"
+    return str(exc)
 
 
 def workflow_digest(spec: WorkflowSpec) -> str:

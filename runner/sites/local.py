@@ -18,6 +18,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from fcapi.credentials import scrubbed_environ
 from fcapi.files import write_atomic
 from runner.sites.base import CommandResult, CommandTimeout, ShellConnection, SiteError
 
@@ -28,9 +29,14 @@ _COMMANDS = ThreadPoolExecutor(max_workers=128, thread_name_prefix="local-site")
 
 
 def _spawn(command: str, with_stdin: bool) -> subprocess.Popen[bytes]:
-    """The command in a session of its own, so killing its group never touches the runner."""
+    """The command in a session of its own, so killing its group never touches the runner.
+
+    Its environment is the runner's without passwords and tokens: a controller started here
+    lives on, and its /proc/PID/environ is readable by the same user as long as it does.
+    """
     return subprocess.Popen(
         ["/bin/sh", "-c", command],
+        env=scrubbed_environ(),
         stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from fcapi.emulator.serve import RunningServer, running_site
 from fcapi.errors import ExitCode
 from runner.api import execute
-from runner.errors import EXIT_SITES_FAILED
+from runner.errors import EXIT_SITES_FAILED, BadInput
 from tests.runner.federation import Federation, build
 
 #: a failing run must still end well inside this (its own deadline is shorter)
@@ -58,10 +58,10 @@ async def test_a_missing_host_file_stops_the_run_before_any_project(
 ):
     fed = await build(tmp_path, website.url, local_sites=3)
     use_host_file(fed, "site2", Path(fed.inventory.site("site2").workdir) / "nope.csv")
-    outcome = await run(fed)
-    assert outcome.code == EXIT_SITES_FAILED
-    assert "not a readable file on the host" in outcome.summary["failures"]["site2"]
-    assert "nope.csv" in outcome.summary["failures"]["site2"]
+    # a local site's host is this machine: the preflight finds it, before any run folder
+    with pytest.raises(BadInput, match=r"site 'site2', field host_files: .*nope.csv is not"):
+        await run(fed)
+    assert not fed.outdir.exists()
     assert await fed.projects() == []
 
 
@@ -72,10 +72,10 @@ async def test_a_wrong_password_stops_the_run_before_any_project(
     wrong = dict(fed.passwords)
     user3 = fed.inventory.site("site3").fc_user
     wrong[user3] = SecretStr("not-the-password")
-    outcome = await run(fed, wrong)
-    assert outcome.code == EXIT_SITES_FAILED
-    assert user3 in outcome.summary["failures"]["site3"]
-    assert "not-the-password" not in str(outcome.summary)
+    with pytest.raises(BadInput, match=f"FeatureCloud user {user3}") as caught:
+        await run(fed, wrong)
+    assert "not-the-password" not in str(caught.value)
+    assert not fed.outdir.exists()
     assert await fed.projects() == []
 
 
