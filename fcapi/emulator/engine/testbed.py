@@ -23,7 +23,7 @@ from fcapi.emulator.engine import driver
 from fcapi.emulator.engine.folders import check_folder
 from fcapi.emulator.engine.process import AppProcess
 from fcapi.emulator.engine.venvs import ensure_venv, venv_python
-from fcapi.emulator.run_errors import AppFailed
+from fcapi.emulator.run_errors import AppFailed, Stopped
 
 Inbox = asyncio.Queue[tuple[str, str, bytes]]
 
@@ -34,6 +34,8 @@ class Hub:
 
     clients: list[str]
     inboxes: dict[str, Inbox] = field(default_factory=dict)
+    #: set once a site failed: the others stop, as a project in error stops every site
+    ended: str | None = None
 
     def __post_init__(self) -> None:
         self.inboxes = {c: asyncio.Queue() for c in self.clients}
@@ -67,6 +69,8 @@ class HubRelay:
     ) -> tuple[str, int, list[tuple[str, str, bytes]]]:
         inbox = self.hub.inboxes[self.me]
         msgs: list[tuple[str, str, bytes]] = []
+        if self.hub.ended is not None:
+            return self.hub.ended, run, msgs
         try:
             msgs.append(await asyncio.wait_for(inbox.get(), wait))
         except TimeoutError:
@@ -132,10 +136,14 @@ async def run_site(
     try:
         await app.start()
         await driver.drive(app, step)
+    except Stopped:
+        outcome.state, outcome.message = "stopped", "another site failed"
     except TimeoutError as exc:
         outcome.state, outcome.message = "deadline", str(exc)
+        hub.ended = "error"
     except Exception as exc:
         outcome.state, outcome.message = "error", str(exc)
+        hub.ended = "error"
     finally:
         await app.stop()
     return outcome
