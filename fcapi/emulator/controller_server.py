@@ -62,7 +62,8 @@ class ControllerContext:
         self.relay = RelayClient(site_url, lambda: self.site().token)
 
     def emit(self, level: str, message: str) -> None:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "level": level, "message": message}
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # UTC, as the platform's
+        entry = {"time": stamp, "level": level, "message": message}
         self.logs.append(entry)
         if len(self.logs) > MAX_LOG_LINES:
             del self.logs[: len(self.logs) - MAX_LOG_LINES]
