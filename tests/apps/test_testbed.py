@@ -140,3 +140,29 @@ def test_a_folder_that_is_no_app_is_one_line_and_exit_2(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"fcapi-emulator test: app folder {tmp_path} has no main.py and no requirements.txt"
     ]
+
+
+async def test_engine_linear_regression_equals_the_centralized_fit(tmp_path, engine_venv):
+    import numpy as np
+
+    from tests.emulator.test_federated import _regression_data
+
+    parts, central = _regression_data()
+    sites = []
+    for i, part in enumerate(parts):
+        site = tmp_path / f"site{i + 1}"
+        site.mkdir()
+        lines = ["a,b,outcome,c"] + [
+            ",".join(repr(float(v)) for v in r[[0, 1, 3, 2]]) for r in part
+        ]
+        (site / "data.csv").write_text("\n".join(lines) + "\n")
+        (site / "config.yml").write_text("linear_regression:\n  target: outcome\n")
+        sites.append(site)
+    app = apps.MEAN.parent / "linear_regression"
+    outcomes = await run_test(app, sites, seconds=90, poll=1.0, outdir=tmp_path / "out")
+    assert [o.state for o in outcomes] == ["finished"] * 3, outcomes
+    for o in outcomes:
+        model = json.loads((o.output_dir / "model.json").read_text())
+        assert model["names"] == ["intercept", "a", "b", "c"]
+        np.testing.assert_allclose(model["coefficients"], central, rtol=0, atol=1e-9)
+    assert json.loads((outcomes[0].output_dir / "model.json").read_text())["n"] == 40 + 55 + 23
