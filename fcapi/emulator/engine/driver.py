@@ -68,7 +68,7 @@ class StepRun:
 
 async def drive(app: AppProcess, s: StepRun) -> None:
     """Run the app to its end; AppFailed, TimeoutError or Stopped when it does not finish."""
-    await _call(app, "POST", "/setup", s, json=setup_body(s))
+    await _call(app, "POST", "/setup", json=setup_body(s))
     aggregator = smpc.Aggregator(list(s.clients))
     last = EngineStatus()
     while True:
@@ -111,10 +111,17 @@ def setup_body(s: StepRun) -> dict[str, object]:
 
 
 async def _call(
-    app: AppProcess, method: str, path: str, s: StepRun, **kw: object
+    app: AppProcess,
+    method: str,
+    path: str,
+    *,
+    json: object = None,
+    params: dict[str, str] | None = None,
+    content: bytes | None = None,
 ) -> httpx.Response:
+    """One request to the app; a refused connection or an error answer fails the step."""
     try:
-        r = await app.client.request(method, path, **kw)  # type: ignore[arg-type]
+        r = await app.client.request(method, path, json=json, params=params, content=content)
     except httpx.TransportError as exc:
         raise AppFailed(f"{method} {path} to the app failed: {exc!r}") from None
     if r.status_code != 200:
@@ -123,7 +130,7 @@ async def _call(
 
 
 async def _status(app: AppProcess, s: StepRun) -> EngineStatus:
-    r = await _call(app, "GET", "/status", s)
+    r = await _call(app, "GET", "/status")
     s.content_types[r.headers.get("content-type", "none").split(";")[0]] += 1
     try:
         return parse_status(r.text)
@@ -140,7 +147,7 @@ async def _forward(
             "the app asked for differential privacy (dp in its status): the emulated "
             "controller adds no DP noise, so it refuses to send the data unprotected"
         )
-    data = (await _call(app, "GET", "/data", s)).content
+    data = (await _call(app, "GET", "/data")).content
     memo = st.wire_memo
     if st.smpc is not None:
         operation = str(st.smpc.get("operation") or "add")
@@ -201,4 +208,4 @@ async def _post_data(app: AppProcess, sender: str, memo: str, data: bytes, s: St
     framework decoded the query once, so the memo goes quoted (and is encoded once more on the
     wire)."""
     params = {"client": sender, "memo": urllib.parse.quote(memo)}
-    await _call(app, "POST", "/data", s, params=params, content=data)
+    await _call(app, "POST", "/data", params=params, content=data)

@@ -80,6 +80,15 @@ class HubRelay:
         return "running", run, msgs
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The test's deadline (monotonic), its length in seconds, and the status poll interval."""
+
+    deadline: float
+    seconds: float
+    poll: float
+
+
 @dataclass
 class Outcome:
     site: str
@@ -107,7 +116,7 @@ class Outcome:
 
 
 async def run_site(
-    app_dir: Path, python: Path, site: Path, index: int, hub: Hub, work: Path, s: dict[str, Any]
+    app_dir: Path, python: Path, site: Path, index: int, hub: Hub, work: Path, limits: Limits
 ) -> Outcome:
     client = hub.clients[index]
     out, log = work / f"site{index + 1}" / "output", work / f"site{index + 1}" / "app.log"
@@ -128,10 +137,10 @@ async def run_site(
         coordinator=hub.clients[0],
         clients=list(hub.clients),
         site_name=f"site{index + 1}",
-        deadline=s["deadline"],
-        run_timeout=s["timeout"],
+        deadline=limits.deadline,
+        run_timeout=limits.seconds,
         log=write,
-        poll=s["poll"],
+        poll=limits.poll,
     )
     try:
         await app.start()
@@ -160,11 +169,11 @@ async def run_test(
     work.mkdir(parents=True, exist_ok=True)
     venv = await asyncio.to_thread(ensure_venv, app_dir, log=work / "venv.log")
     hub = Hub([str(i + 1) for i in range(len(sites))])
-    settings = {"deadline": time.monotonic() + seconds, "timeout": seconds, "poll": poll}
+    limits = Limits(time.monotonic() + seconds, seconds, poll)
     return list(
         await asyncio.gather(
             *(
-                run_site(app_dir, venv_python(venv), site.resolve(), i, hub, work, settings)
+                run_site(app_dir, venv_python(venv), site.resolve(), i, hub, work, limits)
                 for i, site in enumerate(sites)
             )
         )
