@@ -13,7 +13,7 @@ import httpx
 
 from tests.apps.engine_apps import MEAN
 from tests.emulator.helpers import federation, result_files, upload, wait_status
-from tests.emulator.test_processes import Proc, procs  # noqa: F401  (the fixture)
+from tests.emulator.test_processes import procs  # noqa: F401  (the fixture)
 
 
 @dataclass
