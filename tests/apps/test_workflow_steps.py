@@ -28,13 +28,13 @@ async def step_files(ctl_url: str, pid: int, step: int) -> dict[str, bytes]:
     return {n: zf.read(n) for n in zf.namelist()}
 
 
-def centralized(parts: list[np.ndarray]) -> np.ndarray:
+def centralized(parts: list[np.ndarray]) -> list[float]:
     """The fit on the pooled data, its features standardised with the pooled mean and std."""
     pooled = np.vstack(parts)
     x = pooled[:, :3]
     x = (x - x.mean(axis=0)) / x.std(axis=0)
     coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(x)), x]), pooled[:, 3], rcond=None)
-    return coef
+    return [float(v) for v in coef]
 
 
 async def test_standardise_then_regress_equals_the_centralized_fit(
