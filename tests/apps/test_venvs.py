@@ -29,13 +29,13 @@ def test_a_venv_is_built_once_per_requirements_and_reused(tmp_path, cache):
     started = time.monotonic()
     assert venvs.ensure_venv(app(tmp_path, "b", "# nothing\n")) == first  # same file, same venv
     assert time.monotonic() - started < 1.0
-    other = venvs.ensure_venv(app(tmp_path, "c", "# something else\n"))
-    assert other != first
+    other = app(tmp_path, "c", "# something else\n") / "requirements.txt"
+    assert venvs.venv_key(other) != first.name  # other requirements, another venv
     # a build that was killed leaves no marker: the next use builds it again
-    (other / venvs.COMPLETE).unlink()
-    (other / "half-built").write_text("")
-    assert venvs.ensure_venv(app(tmp_path, "d", "# something else\n")) == other
-    assert not (other / "half-built").exists()
+    (first / venvs.COMPLETE).unlink()
+    (first / "half-built").write_text("")
+    assert venvs.ensure_venv(app(tmp_path, "d", "# nothing\n")) == first
+    assert not (first / "half-built").exists() and (first / venvs.COMPLETE).is_file()
 
 
 def test_requirements_that_cannot_be_installed_are_one_line(tmp_path, cache):
