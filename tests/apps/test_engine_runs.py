@@ -77,3 +77,12 @@ async def test_the_demo_with_the_engine_app_prints_the_check_value(tmp_path, eng
     assert means == {f"site{i}": CHECK_MEAN for i in (1, 2, 3)}
     logs = "".join(p.read_text() for p in outcome.run_dir.rglob("log_step*.txt"))
     assert "app folder" in logs
+
+
+def test_an_app_dir_that_is_no_app_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    from runner.cli import main
+
+    assert main(["--demo", "--app-dir", str(tmp_path), "--outdir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"runner: --app-dir {tmp_path}: not an app folder (it has no main.py)"]
+    assert not (tmp_path / "o").exists()
