@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fcapi.emulator.apps import emulated
-from fcapi.emulator.apps.base import AppStatus, FederatedApp, Setup
+from fcapi.emulator.apps.base import FederatedApp, Setup
 from fcapi.emulator.engine import driver
 from fcapi.emulator.engine.folders import AppFolder, check_folder
 from fcapi.emulator.engine.process import AppProcess
@@ -250,10 +250,10 @@ async def _drive(
     log: Callable[[str, str], None],
 ) -> None:
     while True:
-        st: AppStatus = app.status()
+        st = app.status()
         while st.available:
             payload = app.data()
-            await relay.send(pid, run, step, payload, st.destination, st.memo)
+            await relay.send(pid, run, step, payload, st.destination or "", st.wire_memo)
             log("debug", f"sent {len(payload)} bytes to {st.destination or 'default route'}")
             st = app.status()
         if st.state == "error":
