@@ -5,6 +5,9 @@
   polls, highest rate of any user) and the runner's peak memory. Each size runs in its own
   process (`python -m runner --demo --json`), so peak memory is that run's alone.
 - The website requests one 3-site mean workflow makes, by endpoint.
+- A 3-site run of the demo with the engine mean app (`--app-engine`, apps/mean) as app
+  processes: its wall time, the peak memory of its app processes (summed, and the largest one)
+  and the venv's build time, cold (as recorded when the cache built it) and warm.
 - The Pulumi program under mocks at 3 and 50 sites (bench.infra_mock), when present.
 
 Sizes can be narrowed with FEDSTACK_BENCH_SIZES=3,10 for a quick look.
@@ -119,6 +122,74 @@ def print_endpoint_table(result: dict[str, Any]) -> None:
     print()
 
 
+ENGINE_APP = Path(__file__).resolve().parents[1] / "apps" / "mean"
+
+
+def app_rss_kib(folder: Path) -> dict[int, int]:
+    """Resident memory of every process running from `folder` (an app's `main.py`), by pid."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "cwd") != str(folder):
+                continue
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                found[int(entry.name)] = int(line.split()[1])
+    return found
+
+
+def run_engine(outdir: Path) -> dict[str, Any]:
+    """The 3-site demo on the engine app, its app processes' memory sampled while it runs."""
+    from fcapi.emulator.engine.venvs import build_seconds, ensure_venv
+
+    started = time.monotonic()
+    venv = ensure_venv(ENGINE_APP)
+    warm = time.monotonic() - started
+    cmd = [sys.executable, "-m", "runner", "--demo", "--app-engine", "--json"]
+    proc = subprocess.Popen(
+        [*cmd, "--outdir", str(outdir)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    started = time.monotonic()
+    peak_total = peak_one = 0
+    while proc.poll() is None and time.monotonic() - started < RUN_DEADLINE:
+        rss = app_rss_kib(ENGINE_APP)
+        peak_total = max(peak_total, sum(rss.values()))
+        peak_one = max([peak_one, *rss.values()])
+        time.sleep(0.25)
+    if proc.poll() is None:
+        proc.kill()
+    out, _ = proc.communicate()
+    elapsed = time.monotonic() - started
+    ok = proc.returncode == 0 and bool(out) and json.loads(out).get("status") == "completed"
+    return {
+        "ok": ok,
+        "elapsed": elapsed,
+        "peak_total_mib": peak_total / 1024,
+        "peak_app_mib": peak_one / 1024,
+        "venv_cold": build_seconds(venv),
+        "venv_warm": warm,
+    }
+
+
+def print_engine_table(result: dict[str, Any]) -> None:
+    print("## 3 sites with the engine mean app as processes (`--demo --app-engine`)")
+    print()
+    print("| wall s | app processes, peak MiB | largest app, MiB | venv cold s | venv warm ms |")
+    print("|---:|---:|---:|---:|---:|")
+    cold = result["venv_cold"]
+    print(
+        f"| {result['elapsed']:.1f}{'' if result['ok'] else ' (failed)'} "
+        f"| {result['peak_total_mib']:.0f} | {result['peak_app_mib']:.0f} "
+        f"| {'?' if cold is None else f'{cold:.1f}'} | {result['venv_warm'] * 1000:.1f} |"
+    )
+    print()
+
+
 def main() -> int:
     sizes: tuple[int, ...] = SIZES
     if os.environ.get("FEDSTACK_BENCH_SIZES"):
@@ -132,13 +203,17 @@ def main() -> int:
     print_legend()
     smallest = min(results, key=lambda r: r["sites"])
     print_endpoint_table(smallest)
+    with tempfile.TemporaryDirectory(prefix="fedstack-bench-engine-") as tmp:
+        print("running 3 sites with the engine app ...", file=sys.stderr, flush=True)
+        engine = run_engine(Path(tmp))
+    print_engine_table(engine)
     try:
         from bench import infra_mock
     except ImportError:
         pass
     else:
         infra_mock.main()
-    return 0 if all("error" not in r for r in results) else 1
+    return 0 if all("error" not in r for r in results) and engine["ok"] else 1
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from fcapi import DEFAULT_WEBSITE_URL
 from fcapi.errors import one_line
 from runner.api import Outcome, execute
-from runner.demo import DEFAULT_OUTDIR, run_demo
+from runner.demo import DEFAULT_OUTDIR, engine_app_dir, run_demo
 from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerError
 from runner.plan.credentials import passwords_for_run
 from runner.plan.inventory_source import load_inventory
@@ -68,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="emulated FeatureCloud and local sites on this machine, mean app",
     )
     demo.add_argument("--sites", type=int, default=3, help="demo sites (default: 3)")
+    demo.add_argument(
+        "--app-engine",
+        action="store_true",
+        help="run fedstack's mean app on FeatureCloud's engine (apps/mean) as app processes",
+    )
+    demo.add_argument(
+        "--app-dir",
+        type=Path,
+        metavar="DIR",
+        help="run this mean-compatible app folder on FeatureCloud's engine as the mean app",
+    )
     return p
 
 
@@ -152,7 +163,11 @@ async def demo_main(args: argparse.Namespace) -> int:
     """`--demo`: the embedded federation; says the mean the sites agree on, or that they do not."""
     outdir = args.outdir if args.outdir is not None else DEFAULT_OUTDIR
     outcome, means = await run_demo(
-        args.sites, outdir, json_output=args.json, keep_sites=args.keep_controllers
+        args.sites,
+        outdir,
+        json_output=args.json,
+        keep_sites=args.keep_controllers,
+        app_dir=engine_app_dir(args.app_engine, args.app_dir),
     )
     if args.json:
         outcome.summary["means"] = means

@@ -38,6 +38,11 @@ EMULATOR_START_DEADLINE = 30.0
 MAX_SITES = 500
 #: the demo's controllers stand in for machines of their own: lower priority than the runner
 CONTROLLER_NICE = 19
+#: fedstack's mean app on FeatureCloud's engine (`--app-engine`)
+ENGINE_MEAN_APP = Path(__file__).resolve().parents[1] / "apps" / "mean"
+#: the controllers' registry of app folders in their data dir (docs/CONTRACTS.md, emulator)
+APPS_FILE = "apps.json"
+MEAN_APP = ("mean-app", 66)
 
 
 @dataclass
@@ -175,6 +180,25 @@ def build_federation(
     return DemoFederation(inventory, passwords, workflow_file, sites_dir)
 
 
+def engine_app_dir(app_engine: bool, app_dir: Path | None) -> Path | None:
+    """The app folder the demo's controllers run as the mean app, or None (in-process app)."""
+    if app_dir is None and not app_engine:
+        return None
+    folder = (app_dir if app_dir is not None else ENGINE_MEAN_APP).expanduser().resolve()
+    if not (folder / "main.py").is_file():
+        raise BadInput(f"--app-dir {folder}: not an app folder (it has no main.py)")
+    return folder
+
+
+def register_app_folder(fed: DemoFederation, folder: Path) -> None:
+    """Tell every demo controller to run `folder` for the mean app's slug and id."""
+    slug, app_id = MEAN_APP
+    entry = [{"slug": slug, "id": app_id, "path": str(folder)}]
+    for site in fed.inventory.sites:
+        data_dir = Path(site.controller.data_dir)
+        write_atomic(data_dir / APPS_FILE, json.dumps(entry), mode=0o644)
+
+
 def prepare_outdir(outdir: Path) -> Path:
     outdir = outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
@@ -193,8 +217,14 @@ def read_means(run_dir: Path) -> dict[str, str]:
 
 
 async def run_demo(
-    sites: int, outdir: Path, *, json_output: bool = False, keep_sites: bool = False
+    sites: int,
+    outdir: Path,
+    *,
+    json_output: bool = False,
+    keep_sites: bool = False,
+    app_dir: Path | None = None,
 ) -> tuple[Outcome, dict[str, str]]:
+    """The demo; with `app_dir`, every site runs that engine app folder as the mean app."""
     if not 1 <= sites <= MAX_SITES:
         raise BadInput(f"--sites must be between 1 and {MAX_SITES}, got {sites}")
     outdir = await asyncio.to_thread(prepare_outdir, outdir)
@@ -203,6 +233,8 @@ async def run_demo(
         async with emulated_website() as url:
             passwords = await create_accounts(url, sites)
             fed = build_federation(url, passwords, sites_dir, outdir)
+            if app_dir is not None:
+                register_app_folder(fed, app_dir)
             workflow = load_workflow(fed.workflow_file, fed.inventory)
             outcome = await execute(
                 fed.inventory,

@@ -27,6 +27,11 @@ merges): `latency_ms`, `error_rate` + `error_status` + `seed` (deterministic 5xx
 `die_mid_run`, each naming a site (or `*`). `GET|DELETE /_emulator/requests` counts requests
 by `"METHOD /templated/path/"`, by user and by status.
 
+Engine apps (`fcapi.emulator.engine`): an app folder on FeatureCloud's engine, registered
+under a slug and an id (`--app SLUG=ID:DIR`, or apps.json in a controller's data dir), runs as
+its own process in private namespaces and is driven over the app API; `python -m
+fcapi.emulator test APP_DIR --site DIR ...` runs one across sites offline.
+
 Relay (internal, `/api/_emulator/relay/...` on the site, authenticated by the site token
 from site_info.json): a controller that finalized long-polls its project until it runs; each
 app message is posted to the site, which routes it (coordinator -> all participants,

@@ -1,7 +1,8 @@
 """`python -m fcapi.emulator site|controller ...`: the emulator's servers as processes.
 
 `python -m fcapi.emulator openapi` prints the website's OpenAPI document (what
-docs/featurecloud-openapi.json holds).
+docs/featurecloud-openapi.json holds). `python -m fcapi.emulator test APP_DIR --site DIR ...`
+runs an engine app folder across sites offline (`fcapi.emulator.engine.testbed`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fcapi.emulator.engine.folders import AppFolder, parse_spec
 from fcapi.emulator.faults import Faults, FaultState
 
 
@@ -38,6 +40,58 @@ def _faults(args: argparse.Namespace) -> Faults:
     return Faults.model_validate(values)
 
 
+def _add_app_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--app",
+        metavar="SLUG=ID:DIR",
+        action="append",
+        default=[],
+        help="register an app folder on FeatureCloud's engine under a slug and an id (repeatable)",
+    )
+
+
+def _folders(specs: list[str], kind: str) -> list[AppFolder]:
+    try:
+        return [parse_spec(spec) for spec in specs]
+    except ValueError as exc:
+        sys.exit(f"fcapi-emulator {kind}: {exc}")
+
+
+def _add_test(sub: Any) -> None:
+    t = sub.add_parser("test", help="run an engine app folder across sites, offline")
+    t.add_argument("app_dir", type=Path, metavar="APP_DIR")
+    t.add_argument(
+        "--site",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="a site's input files and config.yml (repeat; the first is the coordinator)",
+    )
+    t.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    t.add_argument("--deadline", type=float, default=600.0, help="seconds for the whole test")
+    t.add_argument("--poll", type=float, default=1.0, help="seconds between status polls")
+    t.add_argument("--outdir", type=Path, help="where the sites' outputs and logs go")
+
+
+def run_testbed(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from fcapi.emulator.engine.testbed import report, run_test
+    from fcapi.emulator.engine.venvs import VenvError
+
+    try:
+        outcomes = asyncio.run(
+            run_test(
+                args.app_dir, args.site, seconds=args.deadline, poll=args.poll, outdir=args.outdir
+            )
+        )
+    except (ValueError, VenvError) as exc:
+        print(f"fcapi-emulator test: {exc}", file=sys.stderr)
+        return 2
+    return report(outcomes, args.json)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fcapi.emulator", description=__doc__)
     sub = p.add_subparsers(dest="kind", required=True)
@@ -45,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     site.add_argument("--host", default="127.0.0.1")
     site.add_argument("--port", type=int, default=8080)
     site.add_argument("--state", type=Path, help="JSON file that keeps state across restarts")
+    _add_app_flag(site)
     _add_fault_flags(site)
     ctl = sub.add_parser("controller", help="one site's controller")
     ctl.add_argument("--site-url", required=True)
@@ -53,8 +108,11 @@ def parser() -> argparse.ArgumentParser:
     ctl.add_argument("--port", type=int, default=8000)
     ctl.add_argument("--pid-file", type=Path)
     ctl.add_argument("--run-timeout", type=float, default=3600.0, help="deadline of one run, s")
+    ctl.add_argument("--app-poll", type=float, default=1.0, help="s between engine app polls")
+    _add_app_flag(ctl)
     _add_fault_flags(ctl)
     sub.add_parser("openapi", help="print the website's OpenAPI document (JSON) and exit")
+    _add_test(sub)
     return p
 
 
@@ -71,11 +129,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.kind == "openapi":
         print_openapi()
         return
+    if args.kind == "test":
+        sys.exit(run_testbed(args))
     from fcapi.emulator.serve import serve_forever
 
     faults = FaultState(_faults(args))
+    folders = _folders(args.app, args.kind)
     if args.kind == "site":
+        from fcapi.emulator.apps import AppInfo, register
         from fcapi.emulator.site_context import SiteContext
+
+        for f in folders:
+            register(AppInfo(f.app_id, f.slug, f"{f.slug} (app folder)"))
         from fcapi.emulator.site_server import build_site_app
 
         try:
@@ -95,7 +160,13 @@ def main(argv: list[str] | None = None) -> None:
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
     ctx = ControllerContext(
-        args.site_url, args.data_dir, faults, die=die, run_timeout=args.run_timeout
+        args.site_url,
+        args.data_dir,
+        faults,
+        die=die,
+        run_timeout=args.run_timeout,
+        folders={f.slug: f for f in folders},
+        app_poll=args.app_poll,
     )
     serve_forever(build_controller_app(ctx), args.host, args.port, "controller", args.pid_file)
 

@@ -21,12 +21,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from fcapi.emulator.engine.folders import AppFolder, load_folders
 from fcapi.emulator.faults import FaultState
 from fcapi.emulator.httputil import HANDLERS, HTTPError, int_param, is_true
 from fcapi.emulator.layout import SITE_INFO, RunLayout, list_runs, uploads_dir
 from fcapi.emulator.middleware import FaultsAndCounts, RequestCounts, admin_routes
 from fcapi.emulator.relay_client import RelayClient
-from fcapi.emulator.run_driver import execute_run
+from fcapi.emulator.run_driver import RunSpec, execute_run
 from fcapi.files import atomic_target
 from fcapi.models import Site
 
@@ -43,6 +44,8 @@ class ControllerContext:
         die: Callable[[], None],
         run_timeout: float = 3600.0,
         watch_timeout: float = 24 * 3600.0,
+        folders: dict[str, AppFolder] | None = None,
+        app_poll: float = 1.0,
     ) -> None:
         self.site_url = site_url
         self.data_dir = data_dir
@@ -51,12 +54,16 @@ class ControllerContext:
         self.die = die
         self.run_timeout = run_timeout
         self.watch_timeout = watch_timeout
+        #: app folders registered by `--app` (apps.json in the data dir adds more at each run)
+        self.folders = dict(folders or {})
+        self.app_poll = app_poll
         self.logs: list[dict[str, Any]] = []
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.relay = RelayClient(site_url, lambda: self.site().token)
 
     def emit(self, level: str, message: str) -> None:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "level": level, "message": message}
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # UTC, as the platform's
+        entry = {"time": stamp, "level": level, "message": message}
         self.logs.append(entry)
         if len(self.logs) > MAX_LOG_LINES:
             del self.logs[: len(self.logs) - MAX_LOG_LINES]
@@ -94,13 +101,17 @@ class ControllerContext:
                 status, run = view["status"], int(view["run"])
                 if status == "running":
                     await execute_run(
-                        relay=self.relay,
-                        data_dir=self.data_dir,
-                        view=view,
-                        own_faults=self.faults.faults,
-                        emit=self.emit,
-                        die=self.die,
-                        run_timeout=self.run_timeout,
+                        RunSpec(
+                            relay=self.relay,
+                            data_dir=self.data_dir,
+                            view=view,
+                            own_faults=self.faults.faults,
+                            emit=self.emit,
+                            die=self.die,
+                            run_timeout=self.run_timeout,
+                            folders={**load_folders(self.data_dir), **self.folders},
+                            app_poll=self.app_poll,
+                        )
                     )
                     return
                 if status != "prepare":

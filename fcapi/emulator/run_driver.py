@@ -1,9 +1,9 @@
 """One site's part of a project run: set up the app, relay its messages, write the results.
 
-This is the controller's loop of the app container contract: after `setup`, poll `status`;
-when `available`, take `data` and send it through the website; otherwise wait (long poll,
-with the run's deadline) for messages and deliver them. The project being shut down or
-reset ends the loop without a report.
+A step's app is either an app folder registered for its slug (`engine.folders`), run as a
+process on FeatureCloud's engine and driven over HTTP by `engine.driver`, or an in-process
+app of `fcapi.emulator.apps`, driven here by the same calls as methods. The project being shut
+down or reset ends the loop without a report.
 """
 
 from __future__ import annotations
@@ -15,25 +15,24 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fcapi.emulator.apps import emulated
-from fcapi.emulator.apps.base import AppStatus, FederatedApp, Setup
+from fcapi.emulator.apps.base import FederatedApp, Setup
+from fcapi.emulator.engine import driver
+from fcapi.emulator.engine.folders import AppFolder, check_folder
+from fcapi.emulator.engine.process import AppProcess
+from fcapi.emulator.engine.venvs import ensure_venv, venv_python
 from fcapi.emulator.faults import Faults, names_site
 from fcapi.emulator.httputil import HTTPError
 from fcapi.emulator.layout import RunLayout, uploads_dir, zip_output
 from fcapi.emulator.relay_client import RelayClient
+from fcapi.emulator.run_errors import AppFailed, Stopped
 
+#: how long an in-process app's driver long-polls its inbox (it checks status after each call)
 POLL = 20.0
-
-
-class Stopped(Exception):
-    """The project left this run (shutdown, reset): nothing to report."""
-
-
-class AppFailed(Exception):
-    pass
 
 
 class HangingApp(FederatedApp):
@@ -56,10 +55,14 @@ class StepLog:
         self.emit = emit
 
     def __call__(self, level: str, message: str) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self.write(level, message)
+        self.emit(level, message)
+
+    def write(self, level: str, message: str) -> None:
+        """Into the step's log only (an app's own output: too much for the controller's)."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self.path.open("a") as f:
             f.write(f"{stamp} [{level}] {message}\n")
-        self.emit(level, message)
 
 
 def _stage_inputs(src: Path, dest: Path) -> None:
@@ -75,61 +78,54 @@ def _stage_inputs(src: Path, dest: Path) -> None:
                 shutil.copy2(path, target)
 
 
-def make_app(slug: str, site_name: str, faults: list[Faults]) -> FederatedApp:
-    """The app for this step, or a failure/hang when a fault knob names this site."""
+def make_app(
+    slug: str, site_name: str, faults: list[Faults], *, engine: bool = False
+) -> FederatedApp | None:
+    """The in-process app for this step (None: the engine app of its folder), or a
+    failure/hang when a fault knob names this site."""
     if any(names_site(f.app_fail, site_name) for f in faults):
         raise AppFailed(f"app {slug} failed at site {site_name!r} (fault app_fail)")
     if any(names_site(f.app_hang, site_name) for f in faults):
         return HangingApp()
+    if engine:
+        return None
     cls = emulated().get(slug)
     if cls is None:
         raise AppFailed(f"app {slug!r} is not emulated; emulated apps: {sorted(emulated())}")
     return cls()
 
 
-async def execute_run(
-    *,
-    relay: RelayClient,
-    data_dir: Path,
-    view: dict[str, Any],
-    own_faults: Faults,
-    emit: Callable[[str, str], None],
-    die: Callable[[], None],
-    run_timeout: float,
-) -> str:
-    """Run every workflow step of `view['run']` for this site; returns the state reported."""
+@dataclass
+class RunSpec:
+    """One site's part of a run, as the website's view and the controller's options say it."""
+
+    relay: RelayClient
+    data_dir: Path
+    view: dict[str, Any]
+    own_faults: Faults
+    emit: Callable[[str, str], None]
+    die: Callable[[], None]
+    run_timeout: float
+    folders: dict[str, AppFolder] = field(default_factory=dict)
+    app_poll: float = driver.POLL
+
+
+async def execute_run(spec: RunSpec) -> str:
+    """Run every workflow step of the view's run for this site; returns the state reported."""
+    view, relay, emit = spec.view, spec.relay, spec.emit
     pid, run = int(view["project"]), int(view["run"])
-    me, site_name = str(view["me"]), str(view.get("siteName") or "")
     members = view["members"]
-    clients = [str(m["id"]) for m in members]
-    coordinator = next(str(m["id"]) for m in members if m["coordinator"])
-    layout = RunLayout(data_dir, pid, run)
+    layout = RunLayout(spec.data_dir, pid, run)
     steps: list[str] = list(view["steps"])
     _write_meta(layout, len(steps))
-    deadline = time.monotonic() + run_timeout
-    faults = [own_faults, Faults.model_validate(view.get("faults") or {})]
+    deadline = time.monotonic() + spec.run_timeout
     await relay.report(pid, run, "running")
-    emit("info", f"project {pid} run {run}: started with {len(clients)} sites")
+    emit("info", f"project {pid} run {run}: started with {len(members)} sites")
     for step, slug in enumerate(steps, start=1):
         log = StepLog(layout.log(step), emit)
         out = _prepare_step(layout, step)
         try:
-            log("info", f"step {step}: app {slug} at site {site_name!r} ({me})")
-            app = make_app(slug, site_name, faults)
-            setup = Setup(
-                id=me,
-                coordinator=me == coordinator,
-                clients=clients,
-                coordinatorID=coordinator,
-                input_dir=layout.input(step),
-                output_dir=out,
-            )
-            await asyncio.to_thread(app.setup, setup)
-            if any(names_site(f.die_mid_run, site_name) for f in faults):
-                log("fatal", "controller exits mid-run (fault die_mid_run)")
-                die()
-                raise Stopped("controller died")
-            await _drive(app, relay, pid, run, step, deadline, log)
+            await _run_step(spec, layout, step, slug, log, deadline)
             log("info", f"step {step}: finished")
         except Stopped:
             emit("warn", f"project {pid} run {run}: stopped")
@@ -144,6 +140,80 @@ async def execute_run(
     await _report(relay, pid, run, "finished")
     emit("info", f"project {pid} run {run}: finished")
     return "finished"
+
+
+async def _run_step(
+    spec: RunSpec, layout: RunLayout, step: int, slug: str, log: StepLog, deadline: float
+) -> None:
+    view = spec.view
+    me, site_name = str(view["me"]), str(view.get("siteName") or "")
+    clients = [str(m["id"]) for m in view["members"]]
+    coordinator = next(str(m["id"]) for m in view["members"] if m["coordinator"])
+    faults = [spec.own_faults, Faults.model_validate(view.get("faults") or {})]
+    folder = spec.folders.get(slug)
+    kind = f"app folder {folder.path}" if folder else "in-process app"
+    log("info", f"step {step}: app {slug} ({kind}) at site {site_name!r} ({me})")
+    app = make_app(slug, site_name, faults, engine=folder is not None)
+    if app is None and folder is not None:
+        run = driver.StepRun(
+            relay=spec.relay,
+            pid=layout.pid,
+            run=layout.run,
+            step=step,
+            me=me,
+            coordinator=coordinator,
+            clients=clients,
+            site_name=site_name,
+            deadline=deadline,
+            run_timeout=spec.run_timeout,
+            log=log,
+            poll=spec.app_poll,
+        )
+        await run_engine_app(
+            folder, layout, step, run, log, lambda: _maybe_die(faults, site_name, log, spec.die)
+        )
+        return
+    assert app is not None
+    setup = Setup(
+        me, me == coordinator, clients, coordinator, layout.input(step), layout.output(step)
+    )
+    await asyncio.to_thread(app.setup, setup)
+    _maybe_die(faults, site_name, log, spec.die)
+    await _drive(app, spec.relay, layout.pid, layout.run, step, deadline, log)
+
+
+def _maybe_die(faults: list[Faults], site_name: str, log: StepLog, die: Callable[[], None]) -> None:
+    if any(names_site(f.die_mid_run, site_name) for f in faults):
+        log("fatal", "controller exits mid-run (fault die_mid_run)")
+        die()
+        raise Stopped("controller died")
+
+
+async def run_engine_app(
+    folder: AppFolder,
+    layout: RunLayout,
+    step: int,
+    run: driver.StepRun,
+    log: StepLog,
+    after_start: Callable[[], None],
+) -> None:
+    """The step's app as a process from its folder: venv, start, drive, and always stop."""
+    check_folder(folder.path)
+    venv = await asyncio.to_thread(ensure_venv, folder.path, log=layout.log(step))
+    app = AppProcess(
+        folder.path,
+        venv_python(venv),
+        layout.input(step),
+        layout.output(step),
+        lambda line: log.write("app", line),
+    )
+    try:
+        await app.start()
+        log("info", f"step {step}: app process {app.pid} serves on {app.socket}")
+        after_start()
+        await driver.drive(app, run)
+    finally:
+        await app.stop()
 
 
 def _write_meta(layout: RunLayout, steps: int) -> None:
@@ -180,10 +250,10 @@ async def _drive(
     log: Callable[[str, str], None],
 ) -> None:
     while True:
-        st: AppStatus = app.status()
+        st = app.status()
         while st.available:
             payload = app.data()
-            await relay.send(pid, run, step, payload, st.destination, st.memo)
+            await relay.send(pid, run, step, payload, st.destination or "", st.wire_memo)
             log("debug", f"sent {len(payload)} bytes to {st.destination or 'default route'}")
             st = app.status()
         if st.state == "error":

@@ -21,6 +21,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from fcapi.backoff import Backoff, poll
+from fcapi.emulator.engine.folders import AppFolder
 from fcapi.emulator.faults import Faults, FaultState
 
 STARTUP_DEADLINE = 15.0
@@ -155,8 +156,12 @@ async def running_controller(
     faults: Faults | dict[str, Any] | None = None,
     run_timeout: float = 3600.0,
     watch_timeout: float = 24 * 3600.0,
+    folders: dict[str, AppFolder] | None = None,
+    app_poll: float = 1.0,
 ) -> AsyncIterator[RunningServer]:
-    """An emulated controller; fault `die_mid_run` stops this server instead of the process."""
+    """An emulated controller; fault `die_mid_run` stops this server instead of the process.
+
+    `folders` registers engine apps by slug (`fcapi.emulator.engine.folders`)."""
     from fcapi.emulator.controller_server import ControllerContext, build_controller_app
 
     holder: dict[str, uvicorn.Server] = {}
@@ -174,6 +179,8 @@ async def running_controller(
         die=die,
         run_timeout=run_timeout,
         watch_timeout=watch_timeout,
+        folders=folders,
+        app_poll=app_poll,
     )
     async with _serving(build_controller_app(ctx), host, port, ctx) as running:
         holder["server"] = running.server

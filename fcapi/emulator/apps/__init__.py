@@ -47,11 +47,24 @@ def emulated() -> dict[str, type[FederatedApp]]:
     return found
 
 
+#: apps registered in this process (the website's `--app SLUG=ID`): app folders it does not ship
+REGISTERED: dict[int, AppInfo] = {}
+
+
+def register(info: AppInfo) -> None:
+    """List an app under its id and slug (an app folder's, run by the controllers)."""
+    REGISTERED[info.id] = info
+
+
 def catalog() -> list[AppInfo]:
-    """Every app of the app list, ordered by id; emulated apps override known ones."""
+    """Every app of the app list, ordered by id; emulated apps override known ones, and
+    registered ones both."""
     apps = {a.id: a for a in KNOWN}
     for cls in emulated().values():
         apps[cls.app_id] = AppInfo(cls.app_id, cls.slug, cls.name)
+    taken = {a.slug for a in REGISTERED.values()}
+    apps = {i: a for i, a in apps.items() if a.slug not in taken}
+    apps.update(REGISTERED)
     return [apps[i] for i in sorted(apps)]
 
 

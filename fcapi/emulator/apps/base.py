@@ -2,8 +2,9 @@
 
 A real app is a container serving `POST /setup`, `GET /status`, `GET /data`, `POST /data`;
 the controller polls status, fetches data when `available` and delivers it to the
-destination. Here the same four calls are methods, so the controller's driver loop is the
-real one and adding an app is adding one module with an `APP` class.
+destination. Here the same four calls are methods, and the status is the engine's own model
+(`engine.status.EngineStatus`, nullable fields), so adding an app is adding one module with an
+`APP` class.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-from pydantic import BaseModel
+from fcapi.emulator.engine.status import EngineStatus
 
 
 @dataclass(frozen=True)
@@ -26,20 +27,6 @@ class Setup:
     coordinatorID: str
     input_dir: Path
     output_dir: Path
-
-
-class AppStatus(BaseModel):
-    """Body of `GET /status`."""
-
-    available: bool = False
-    finished: bool = False
-    message: str = ""
-    progress: float = 0.0
-    state: Literal["running", "error", "action_required"] = "running"
-    destination: str = ""
-    smpc: bool = False
-    dp: bool = False
-    memo: str = ""
 
 
 class FederatedApp(ABC):
@@ -60,14 +47,16 @@ class FederatedApp(ABC):
     def receive(self, sender: str, memo: str, data: bytes) -> None:
         """`POST /data`: another client's message arrived."""
 
-    def status(self) -> AppStatus:
+    def status(self) -> EngineStatus:
+        """The engine's status body: nulls where the engine has them (no destination: the
+        default route; no memo: "None" on the wire; progress only once finished)."""
         dest = self._outbox[0][1] if self._outbox else ""
-        return AppStatus(
+        return EngineStatus(
             available=bool(self._outbox),
             finished=self._finished,
-            destination=dest,
-            message=self._message,
-            progress=1.0 if self._finished else 0.5,
+            destination=dest or None,
+            message=self._message or None,
+            progress=1.0 if self._finished else None,
         )
 
     def data(self) -> bytes:

@@ -2,9 +2,10 @@
 
 Each site: local mean = sum of all cells of its header-less CSV / number of columns.
 Participants send it to the coordinator, which averages all local means (its own included,
-unweighted, in the order of the client list) and broadcasts the result; every site writes
-`str(global_mean)` to its output file and copies config.yml. Floats travel as JSON, whose
-repr round-trips exactly, so the check values come out to the last digit.
+unweighted, with numpy's sum as the engine app does, in the order of the client list) and
+broadcasts the result; every site writes `str(global_mean)` to its output file and copies
+config.yml. Floats travel as JSON, whose repr round-trips exactly, so the check values come out
+to the last digit.
 """
 
 from __future__ import annotations
@@ -34,8 +35,15 @@ def local_mean(text: str) -> float:
 
 
 def global_mean(means: list[float]) -> float:
-    """Unweighted mean of the local means, summed in the given order."""
-    return sum(means) / len(means)
+    """Unweighted mean of the local means as the engine app computes it: `np.sum` (pairwise
+    from 8 values on, so not Python's `sum`) divided by the count, in the given order.
+
+    The engine sums in the order the pieces reached the coordinator; the client list is the
+    one order that repeats from run to run, and is the engine's whenever pieces arrive in it.
+    """
+    import numpy as np  # lazily: only the coordinator of a run needs it
+
+    return float(np.sum(np.asarray(means, dtype=float)) / len(means))
 
 
 class MeanApp(FederatedApp):

@@ -1,0 +1,2 @@
+#!/bin/sh
+exec supervisord -c /supervisord.conf
