@@ -262,3 +262,55 @@ async def test_a_resume_that_succeeds_reports_completed_and_keeps_the_past_as_hi
     report = (run_dir / "report.html").read_text()
     assert "<h2>Attempts</h2>" in report
     assert "upload: interrupted" in report
+
+
+async def test_a_project_short_of_a_member_never_completes(federation: Federation):
+    """Two sites with one FeatureCloud user join as one member: the run fails, naming why.
+
+    The orchestrator is driven directly, past any check of the inputs, since this is the
+    engine's own guarantee: never `completed` unless the project's members are the sites.
+    """
+    import io
+    import re
+
+    from runner.engine import checkpoint as cp
+    from runner.engine.orchestrate import Orchestrator, RunOptions
+    from runner.outputs.progress import make_progress
+
+    workflow = federation.workflow()
+    sites = list(federation.inventory.sites)
+    sites[2] = sites[2].model_copy(update={"fc_user": sites[1].fc_user})
+    inventory = federation.inventory.model_copy(update={"sites": sites})
+    state = cp.new_state(
+        cp.new_run_id(),
+        workflow_digest=workflow.digest,
+        inventory_digest=cp.inventory_digest(inventory),
+        sites=[s.name for s in sites],
+        app=workflow.app,
+    )
+    options = RunOptions(website_url=federation.website_url)
+    progress = make_progress(io.StringIO())
+    async with asyncio.timeout(RUN_DEADLINE):
+        result = await Orchestrator(
+            inventory, workflow, federation.passwords, state, options, progress
+        ).run()
+    assert not result.ok
+    assert re.fullmatch(
+        rf"project {state.project_id} has 2 members but the inventory has 3 sites; the token "
+        r"of site[23] was never used \(is its FeatureCloud user another site's too\?\)",
+        result.failures["project"],
+    ), result.failures
+    assert state.phase == "failed"
+    assert state.attempts[-1].outcome == "failed"
+    assert "prepare" not in state.phases  # found before the app ran on wrong data
+
+
+def test_a_finished_project_without_a_site_result_is_not_complete():
+    from runner.engine.orchestrate import missing_results
+    from tests.runner.runs import finished_state
+
+    state = finished_state()
+    state.project_status = "finished"
+    assert missing_results(state) == {}
+    state.site("beta").collected = [c for c in state.site("beta").collected if c.kind == "log"]
+    assert missing_results(state) == {"beta": "site beta: no result of project 17 was collected"}
