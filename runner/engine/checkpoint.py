@@ -50,6 +50,13 @@ PhaseState = Literal["pending", "running", "ok", "failed", "skipped"]
 #: how an attempt ended; `killed`: it recorded no end (SIGKILL, power loss)
 AttemptOutcome = Literal["completed", "failed", "interrupted", "killed"]
 
+#: how an attempt that recorded no outcome ended, by the run's phase it left
+_ENDED: dict[str, AttemptOutcome] = {
+    "done": "completed",
+    "failed": "failed",
+    "interrupted": "interrupted",
+}
+
 #: every phase in the order a run reaches it, run-level ones included; orders tables and colours
 PHASE_ORDER: tuple[str, ...] = (
     "connect",
@@ -155,7 +162,7 @@ class RunState(_Model):
     #: set just before `create_project` is called: if a crash follows, the project may exist
     project_create_started_at: datetime | None = None
     project_id: int | None = None
-    #: the project's status when the run last saw it end (`finished` for a completed run)
+    #: the project's status as the last attempt left it (`finished` for a completed run)
     project_status: str | None = None
     #: run-level phases (project, prepare, watch...), the same records as per site
     phases: dict[str, PhaseRecord] = Field(default_factory=dict)
@@ -207,10 +214,13 @@ class RunState(_Model):
         cleared, so the state says how the run stands rather than how it once went wrong.
         """
         at = now or utcnow()
+        if not self.attempts and (self.phases or any(s.phases for s in self.sites.values())):
+            # a state written before attempts were recorded: its one attempt, as it ended
+            self.attempts.append(Attempt(number=1, started_at=self.created_at))
         if self.attempts:
             last = self.attempts[-1]
             if last.outcome is None:
-                last.outcome = "interrupted" if self.phase == "interrupted" else "killed"
+                last.outcome = _ENDED.get(self.phase, "killed")
                 last.finished_at = self.updated_at
             for where, what in self._left_unfinished().items():
                 last.failures.setdefault(where, what)
@@ -222,6 +232,7 @@ class RunState(_Model):
                     records[phase] = PhaseRecord()
         attempt = Attempt(number=len(self.attempts) + 1, started_at=at)
         self.attempts.append(attempt)
+        self.phase = "start"  # under way again: how the last attempt ended is its history now
         return attempt
 
     def _left_unfinished(self) -> dict[str, str]:

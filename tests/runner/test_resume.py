@@ -314,3 +314,17 @@ def test_a_finished_project_without_a_site_result_is_not_complete():
     assert missing_results(state) == {}
     state.site("beta").collected = [c for c in state.site("beta").collected if c.kind == "log"]
     assert missing_results(state) == {"beta": "site beta: no result of project 17 was collected"}
+
+
+def test_a_state_from_before_attempts_keeps_its_failure_as_history():
+    """A run written by an older runner (no attempts) resumed: its failure is history."""
+    from tests.runner.runs import finished_state
+
+    state = finished_state(fail="beta")
+    state.begin_attempt()
+    first, second = state.attempts
+    assert (first.number, first.outcome) == (1, "failed")
+    assert first.failures == {"beta": "upload: connection reset by peer"}
+    assert (second.number, second.outcome) == (2, None)
+    assert state.site("beta").error is None
+    assert state.site("beta").phases["upload"].state == "pending"
