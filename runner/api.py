@@ -25,10 +25,10 @@ from runner.engine.checkpoint import (
     new_state,
     resume_state,
 )
-from runner.engine.orchestrate import Orchestrator, RunOptions, RunResult
+from runner.engine.orchestrate import Orchestrator, RunOptions, RunResult, finished_result
 from runner.errors import EXIT_OK, EXIT_PROJECT_FAILED, EXIT_SITES_FAILED, RunInterrupted
 from runner.outputs.progress import make_progress
-from runner.outputs.writers import write_outputs
+from runner.outputs.writers import WRITERS, write_outputs
 from runner.plan.preflight import preflight
 from runner.plan.workflow import Workflow
 
@@ -61,6 +61,11 @@ async def execute(
         await preflight(inventory, workflow, passwords, website_url=website_url, rate=rate)
     state = start_state(inventory, workflow, resume)
     run_dir = workflow.outdir / state.run_id
+    if state.phase == "done":
+        # killed after its last checkpoint, before its outputs: they are all it lacks
+        result = finished_result(state)
+        summary = await asyncio.to_thread(write_outputs, result, inventory, workflow, run_dir)
+        return Outcome(code=exit_code(result), run_dir=run_dir, summary=summary)
     await asyncio.to_thread(keep_inputs, run_dir, inventory, workflow)
     progress = make_progress(sys.stderr, json_mode=json_output)
     progress.start(state.run_id, [s.name for s in inventory.sites], run_dir)
@@ -85,6 +90,7 @@ def start_state(inventory: Inventory, workflow: Workflow, resume: str | None) ->
             resume,
             workflow_digest=workflow.digest,
             inventory_digest=inv_digest,
+            outputs=[w.file for w in WRITERS],
         )
     state = new_state(
         new_run_id(),

@@ -7,6 +7,11 @@ continuing a project with other data or other sites would give results nobody as
 project id is recorded the moment it exists, and the intent to create one before that
 (`project_create_started_at`): a resume that finds the intent but no id looks the project up by
 its name, `project_name(run_id)`, before it creates one, so it never makes a second project.
+
+Each start or resume is an `Attempt`. A resume moves what the attempts before it left unfinished
+or failed (site errors, phases failed or cut off) into their `Attempt` record and clears it
+from the sites and phases, which thereby always say how the run stands now: a resume that
+succeeds is a completed run with a failed attempt in its history, not a failed run.
 """
 
 from __future__ import annotations
@@ -42,6 +47,15 @@ STATE_FILE = "state.json"
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
 PhaseState = Literal["pending", "running", "ok", "failed", "skipped"]
+#: how an attempt ended; `killed`: it recorded no end (SIGKILL, power loss)
+AttemptOutcome = Literal["completed", "failed", "interrupted", "killed"]
+
+#: how an attempt that recorded no outcome ended, by the run's phase it left
+_ENDED: dict[str, AttemptOutcome] = {
+    "done": "completed",
+    "failed": "failed",
+    "interrupted": "interrupted",
+}
 
 #: every phase in the order a run reaches it, run-level ones included; orders tables and colours
 PHASE_ORDER: tuple[str, ...] = (
@@ -124,6 +138,17 @@ class SiteState(_Model):
         return self.phases.setdefault(name, PhaseRecord())
 
 
+class Attempt(_Model):
+    """One start or resume of the run, and how it ended (kept as the run's history)."""
+
+    number: int = Field(ge=1)
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: AttemptOutcome | None = None
+    #: what failed or was cut off in this attempt, by site (or `project`), one line each
+    failures: dict[str, str] = Field(default_factory=dict)
+
+
 class RunState(_Model):
     version: int = STATE_VERSION
     run_id: str
@@ -137,9 +162,12 @@ class RunState(_Model):
     #: set just before `create_project` is called: if a crash follows, the project may exist
     project_create_started_at: datetime | None = None
     project_id: int | None = None
+    #: the project's status as the last attempt left it (`finished` for a completed run)
+    project_status: str | None = None
     #: run-level phases (project, prepare, watch...), the same records as per site
     phases: dict[str, PhaseRecord] = Field(default_factory=dict)
     sites: dict[str, SiteState]
+    attempts: list[Attempt] = Field(default_factory=list)
 
     def site(self, name: str) -> SiteState:
         try:
@@ -177,6 +205,62 @@ class RunState(_Model):
         if site is None:
             return self.phases.setdefault(phase, PhaseRecord())
         return self.site(site).phase(phase)
+
+    def begin_attempt(self, now: datetime | None = None) -> Attempt:
+        """Start a new attempt; what the last one left failed or unfinished becomes its history.
+
+        A phase record the last attempt left running or failed goes back to pending (the new
+        attempt either does the phase again or skips it as done), and every site's error is
+        cleared, so the state says how the run stands rather than how it once went wrong.
+        """
+        at = now or utcnow()
+        if not self.attempts and (self.phases or any(s.phases for s in self.sites.values())):
+            # a state written before attempts were recorded: its one attempt, as it ended
+            self.attempts.append(Attempt(number=1, started_at=self.created_at))
+        if self.attempts:
+            last = self.attempts[-1]
+            if last.outcome is None:
+                last.outcome = _ENDED.get(self.phase, "killed")
+                last.finished_at = self.updated_at
+            for where, what in self._left_unfinished().items():
+                last.failures.setdefault(where, what)
+        for site in self.sites.values():
+            site.error = None
+        for records in [self.phases, *(s.phases for s in self.sites.values())]:
+            for phase, record in records.items():
+                if record.state in ("running", "failed"):
+                    records[phase] = PhaseRecord()
+        attempt = Attempt(number=len(self.attempts) + 1, started_at=at)
+        self.attempts.append(attempt)
+        self.phase = "start"  # under way again: how the last attempt ended is its history now
+        return attempt
+
+    def _left_unfinished(self) -> dict[str, str]:
+        """What an attempt left failed or cut off, by site (or `project`), one line each."""
+        left: dict[str, str] = {}
+        for name, site in [("project", None), *self.sites.items()]:
+            records = self.phases if site is None else site.phases
+            cut = [
+                f"{p}: {r.message or 'cut off (the runner stopped)'}"
+                for p, r in records.items()
+                if r.state == "running" or (site is None and r.state == "failed")
+            ]
+            if site is not None and site.error:
+                cut.insert(0, site.error)
+            if cut:
+                left[name] = "; ".join(cut)
+        return left
+
+    def end_attempt(
+        self, outcome: AttemptOutcome, failures: dict[str, str], now: datetime | None = None
+    ) -> None:
+        """Record how the current attempt ended (before the final checkpoint)."""
+        if not self.attempts:
+            return
+        attempt = self.attempts[-1]
+        attempt.outcome = outcome
+        attempt.finished_at = now or utcnow()
+        attempt.failures = dict(sorted(failures.items()))
 
     def record_project(self, project_id: int) -> None:
         """Remember the project; a different id for the same run is a bug, never a second try."""
@@ -305,9 +389,19 @@ def _damaged(path: Path, problem: Problem) -> str:
 
 
 def resume_state(
-    outdir: Path, run_id: str, *, workflow_digest: str, inventory_digest: str
+    outdir: Path,
+    run_id: str,
+    *,
+    workflow_digest: str,
+    inventory_digest: str,
+    outputs: Iterable[str] = (),
 ) -> RunState:
-    """Load a run to continue it, refusing when its inputs changed since it started."""
+    """Load a run to continue it, refusing when its inputs changed since it started.
+
+    A run that finished is refused only once every one of its `outputs` (files relative to
+    its folder) is there: killed between its last checkpoint and its outputs, it still owes
+    them, and a resume writes them.
+    """
     state = load_state(outdir, run_id)
     if state.workflow_digest != workflow_digest:
         raise CheckpointError(
@@ -319,7 +413,7 @@ def resume_state(
             f"cannot resume run {run_id}: the inventory changed since it started "
             "(pulumi up in between?); start a new run"
         )
-    if state.phase == "done":
+    if state.phase == "done" and all((run_dir(outdir, run_id) / f).is_file() for f in outputs):
         raise CheckpointError(
             f"run {run_id} already finished; its results are in {outdir / run_id}"
         )

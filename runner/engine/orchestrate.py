@@ -62,6 +62,7 @@ class Orchestrator:
 
     async def run(self) -> RunResult:
         run = self.context
+        run.state.begin_attempt()
         await run.saver.flush()  # the run can be resumed from its first step on
         try:
             site_tasks = [
@@ -75,6 +76,7 @@ class Orchestrator:
             # older snapshot still being written can land after it; controllers keep
             # running, the project may still finish without us
             run.state.phase = "interrupted"
+            run.state.end_attempt("interrupted", run.failures)
             await run.saver.flush()
             raise
         finally:
@@ -82,15 +84,17 @@ class Orchestrator:
         app_seconds = None
         if run.running_seen is not None and run.ended_seen is not None:
             app_seconds = run.ended_seen - run.running_seen
+        run.state.project_status = run.project.status if run.project is not None else None
         result = RunResult(
             state=run.state,
             project=run.project,
             stats=run.pool.stats,
             app_seconds=app_seconds,
             wall_seconds=time.monotonic() - run.run_started,
-            failures=dict(run.failures),
+            failures={**missing_results(run.state), **run.failures},
         )
         run.state.phase = "done" if result.ok else "failed"
+        run.state.end_attempt("completed" if result.ok else "failed", result.failures)
         await run.saver.flush()
         return result
 
@@ -104,4 +108,44 @@ class Orchestrator:
                     await site.conn.close()
 
 
-__all__ = ["Orchestrator", "RunOptions", "RunResult"]
+def missing_results(state: RunState) -> dict[str, str]:
+    """The sites without a result of a finished project: such a run is not complete.
+
+    Collection says so itself when a controller lists none; this holds whatever the path
+    (a resume that skipped a site, a result lost between attempts), so that `completed`
+    always means every site's result is in the run's folder.
+    """
+    if state.project_status != "finished":
+        return {}
+    return {
+        name: f"site {name}: no result of project {state.project_id} was collected"
+        for name, site in state.sites.items()
+        if not any(c.kind == "result" for c in site.collected)
+    }
+
+
+def finished_result(state: RunState) -> RunResult:
+    """What a run that finished (its state says `done`) returned, read back from its state.
+
+    For a run killed between its last checkpoint and its outputs: the outputs are written
+    from this, and nothing outside is touched again. No request was made, and the time is
+    that of its last attempt.
+    """
+    last = state.attempts[-1] if state.attempts else None
+    wall = 0.0
+    if last is not None and last.finished_at is not None:
+        wall = (last.finished_at - last.started_at).total_seconds()
+    project = None
+    if state.project_id is not None:
+        project = Project(id=state.project_id, status=state.project_status or "")
+    return RunResult(
+        state=state,
+        project=project,
+        stats=RequestStats(),
+        app_seconds=None,
+        wall_seconds=wall,
+        failures={},
+    )
+
+
+__all__ = ["Orchestrator", "RunOptions", "RunResult", "finished_result"]

@@ -27,7 +27,9 @@ async def project_pipeline(run: RunContext) -> None:
         await run.until(run.all_ready, "every site to connect and log in")
         await make_project(run)
         await make_tokens(run)
+        run.check_all_joined()  # a resume may find every site joined already
         await run.until(run.all_joined, "every participant to join")
+        await check_members(run)
         await prepare(run)
         try:
             await run.until(run.uploads_done, "every site to finalize")
@@ -129,6 +131,35 @@ async def make_tokens(run: RunContext) -> None:
             site.token_ready.set()
 
 
+async def check_members(run: RunContext) -> None:
+    """The project's members are the inventory's sites, one each, or its answer is wrong.
+
+    Two sites that share a FeatureCloud user join as one member, and a stranger holding a
+    token adds one; either way the project would compute over other data than the inventory
+    names. The coordinator is a member by creating the project, every other member used one
+    token, so the project's used tokens count its members.
+    """
+    assert run.project is not None
+    pid = run.project.id
+    tokens = await run.web(run.coordinator).list_tokens(pid)
+    used = {t.token for t in tokens if t.used}
+    members, sites = 1 + len(used), len(run.sites)
+    if members == sites:
+        return
+    unused = [
+        name
+        for name, record in run.state.sites.items()
+        if record.token is not None and record.token.get_secret_value() not in used
+    ]
+    why = (
+        f"; the token of {', '.join(unused)} was never used (is its FeatureCloud user "
+        "another site's too?)"
+        if unused
+        else ""
+    )
+    raise RunFailed(f"project {pid} has {members} members but the inventory has {sites} sites{why}")
+
+
 async def prepare(run: RunContext) -> None:
     """The coordinator starts the project; a resume that did so already skips it."""
     assert run.project is not None
@@ -164,7 +195,12 @@ async def watch(run: RunContext) -> None:
         try:
             project = await first_of(
                 web.wait_for_status(pid, {"finished"}, deadline=run.remaining(), on_poll=seen),
-                watch_controllers(run.sites.values(), run.state.project_id, run.failures),
+                watch_controllers(
+                    # a site collected by an earlier attempt has no controller to ping
+                    [s for s in run.sites.values() if s.controller is not None],
+                    run.state.project_id,
+                    run.failures,
+                ),
             )
         except ProjectFailed as exc:
             run.ended_seen = time.monotonic()

@@ -49,7 +49,9 @@ async def site_pipeline(run: RunContext, site: SiteRun) -> None:
         run.check_all_finalized()
     with contextlib.suppress(Exception):
         await run.until(run.finished, "the project to end")
-    if site.controller is not None and run.project_ran():
+    if collected(run, name):
+        run.skip(name, "collect", "collected already")
+    elif site.controller is not None and run.project_ran():
         try:
             async with asyncio.timeout(COLLECT_DEADLINE):
                 await collect(run, site)
@@ -64,13 +66,27 @@ async def site_pipeline(run: RunContext, site: SiteRun) -> None:
 
 async def _until_finalized(run: RunContext, site: SiteRun) -> None:
     """The site's part up to its finalize; a site collected already only reconnects."""
+    name = site.entry.name
     await connect(run, site)
-    if not run.state.site(site.entry.name).collect_done:
-        await controller_up(run, site)
-        await join(run, site)
-        await run.until(run.prepared, "the coordinator to start the project")
-        await upload(run, site)
-        await finalize(run, site)
+    if collected(run, name):
+        for phase in ("controller", "join", "upload", "finalize"):
+            run.skip(name, phase, "collected already")
+        return
+    await controller_up(run, site)
+    await join(run, site)
+    await run.until(run.prepared, "the coordinator to start the project")
+    await upload(run, site)
+    await finalize(run, site)
+
+
+def collected(run: RunContext, name: str) -> bool:
+    """Whether the site's results are home for good, so that a resume leaves the site alone.
+
+    A collection that brought no result (it ran while the project had not finished, say
+    after a watch that gave up) is not: a resume collects again.
+    """
+    record = run.state.site(name)
+    return record.collect_done and any(c.kind == "result" for c in record.collected)
 
 
 async def connect(run: RunContext, site: SiteRun) -> None:
@@ -225,11 +241,12 @@ async def collect(run: RunContext, site: SiteRun) -> None:
     assert site.controller is not None and run.project is not None
     name = site.entry.name
     record = run.state.site(name)
-    if record.collect_done:
-        run.skip(name, "collect", "collected already")
-        return
+    # logs are fetched again: one taken before the project ended may have grown since
+    results = [c for c in record.collected if c.kind == "result"]
 
     async def keep(entry: CollectedFile) -> None:
+        key = (entry.kind, entry.run, entry.step)
+        record.collected = [c for c in record.collected if (c.kind, c.run, c.step) != key]
         record.collected.append(entry)
         await run.saver.flush()
 
@@ -240,7 +257,7 @@ async def collect(run: RunContext, site: SiteRun) -> None:
                 run.project.id,
                 run.workflow.outdir / run.state.run_id,
                 name,
-                list(record.collected),
+                results,
                 keep,
             )
         except NoResults:
@@ -249,6 +266,7 @@ async def collect(run: RunContext, site: SiteRun) -> None:
             if run.project.status == "finished":
                 raise
         record.collect_done = True
+        await run.saver.flush()  # a resume neither restarts nor collects this site again
 
 
 async def stop(run: RunContext, site: SiteRun) -> None:

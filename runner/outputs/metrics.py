@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 from pydantic import Field
 
 from fedinfra.inventory import Inventory, SiteEntry
-from runner.engine.checkpoint import PHASE_ORDER, PhaseRecord, RunState, utcnow
+from runner.engine.checkpoint import PHASE_ORDER, Attempt, PhaseRecord, RunState, utcnow
 from runner.outputs.model import OutputModel
 
 METRICS_FILE = "metrics.json"
@@ -126,6 +126,8 @@ class Metrics(OutputModel):
     results: list[str]
     result_files: list[str]
     logs: list[str]
+    #: every start and resume of the run and how each ended; `status` is how the run stands
+    attempts: list[Attempt] = Field(default_factory=list)
 
 
 def request_metrics(
@@ -327,6 +329,7 @@ def build_metrics(
         results=sorted(p for s in sites for p in s.results),
         result_files=sorted(f for s in sites for fs in s.result_files.values() for f in fs),
         logs=sorted(p for s in sites for p in s.logs),
+        attempts=state.attempts,
     )
 
 

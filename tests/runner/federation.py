@@ -7,14 +7,21 @@ real transports and the emulated website over real HTTP.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import signal
+import subprocess
 import sys
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from pydantic import SecretStr
 
+from fcapi.emulator.serve import running_site
 from fcapi.files import write_atomic
 from fcapi.website import WebsiteClient
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
@@ -190,3 +197,127 @@ def secrets_of(fed: Federation) -> list[str]:
             key = site.ssh.private_key.get_secret_value()
             found += [line for line in key.splitlines() if len(line) > 40]
     return found
+
+
+#: how long one runner process may take in these tests before it is called hung
+RUN_DEADLINE = 120.0
+
+
+@contextlib.asynccontextmanager
+async def local_federation(work: Path, sites: int = 3, **options: Any) -> AsyncIterator[Federation]:
+    """The emulated website in this process and `sites` local sites, cleaned up afterwards.
+
+    `options` go to `build`. The controllers are detached processes (as on real hosts they
+    outlive the runner), so whatever a killed runner left running is stopped, then killed.
+    """
+    async with running_site() as web:
+        fed = await build(work, web.url, local_sites=sites, **options)
+        try:
+            yield fed
+        finally:
+            for site in fed.inventory.sites:
+                subprocess.run(["sh", "-c", site.controller.stop_command], timeout=30, check=False)
+            # a start the killed runner had in flight may have come up after the stop
+            kill_processes_under(fed.work)
+
+
+def kill_processes_under(folder: Path) -> None:
+    """SIGKILL every process whose command line names `folder`."""
+    mark = str(folder).encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if mark in cmdline and int(pid) != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+class Ran(NamedTuple):
+    """A runner process's end: its exit code (-9 when killed), stderr and stdout."""
+
+    code: int
+    log: str
+    out: str
+
+
+async def run_until(
+    argv: list[str], kill_after: str | Collection[str] | None = None, *, delay: float = 0.0
+) -> Ran:
+    """Run the runner; SIGKILL it `delay` s after a stderr line ended with each of `kill_after`.
+
+    A runner that ends by itself first is not killed (its code says so).
+    """
+    wanted = {kill_after} if isinstance(kill_after, str) else set(kill_after or ())
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert proc.stderr is not None and proc.stdout is not None
+    seen: list[str] = []
+    killer: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(RUN_DEADLINE):
+            while line := (await proc.stderr.readline()).decode():
+                seen.append(line)
+                wanted -= {m for m in wanted if line.rstrip().endswith(m)}
+                if kill_after is not None and not wanted and killer is None:
+                    killer = asyncio.create_task(_kill_later(proc, delay))
+                    if delay <= 0:
+                        await killer  # at this very line, as a crash there would
+            out = (await proc.stdout.read()).decode()
+            code = await proc.wait()
+    finally:
+        if killer is not None:
+            killer.cancel()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return Ran(code, "".join(seen), out)
+
+
+async def _kill_later(proc: asyncio.subprocess.Process, delay: float) -> None:
+    if delay > 0:
+        await asyncio.sleep(delay)
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGKILL)
+
+
+def only_run(outdir: Path) -> str:
+    """The id of the one run under `outdir`."""
+    runs = [p.name for p in outdir.iterdir() if (p / "state.json").is_file()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def assert_completed(run_dir: Path, sites: Collection[str]) -> None:
+    """The run's outputs tell one true story: completed, every site's mean, every file listed."""
+    from fcapi.files import is_temp_name, sha256_file
+    from runner.demo_data import CHECK_MEAN
+
+    means = {s: t.split()[-1] for s, t in outputs(run_dir, "output.csv").items()}
+    assert means == dict.fromkeys(sites, CHECK_MEAN)
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["phase"] == "done"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["status"], metrics["error"]) == ("completed", None)
+    assert {s["name"]: s["status"] for s in metrics["sites"]} == dict.fromkeys(sites, "ok")
+    report = (run_dir / "report.html").read_text()
+    assert f"<title>fedstack run {state['run_id']}: completed</title>" in report
+    for site in metrics["sites"]:
+        assert site["results"], site
+        for path in [*site["results"], *site["logs"]]:
+            assert f"<code>{path}</code>" in report
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    on_disk = {
+        p.relative_to(run_dir).as_posix(): p
+        for p in run_dir.rglob("*")
+        if p.is_file() and not any(is_temp_name(part) for part in p.relative_to(run_dir).parts)
+    }
+    del on_disk["manifest.json"], on_disk["state.json"]
+    assert {f["path"]: f["sha256"] for f in manifest["files"]} == {
+        rel: sha256_file(p) for rel, p in on_disk.items()
+    }

@@ -36,10 +36,13 @@ class OutputContext:
     ) -> OutputContext:
         """The context of a run that just ended, its metrics measured now."""
         failures = "; ".join(f"{k}: {v}" for k, v in sorted(result.failures.items()))
+        attempts = result.state.attempts
         metrics = build_metrics(
             result.state,
             inventory,
             workflow_path=workflow.source,
+            # the end of the attempt that ended the run, also when its outputs come later
+            finished_at=attempts[-1].finished_at if attempts else None,
             stats=result.stats,
             error=failures or None,
             resources=process_resources(result.wall_seconds),
