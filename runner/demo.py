@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from fcapi.credentials import scrubbed_environ
 from fcapi.files import write_atomic
 from fcapi.website import WebsiteClient
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
@@ -60,7 +61,10 @@ async def emulated_website(state_file: Path | None = None) -> AsyncIterator[str]
     if state_file is not None:
         cmd += ["--state", str(state_file)]
     proc = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *cmd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=scrubbed_environ(),
     )
     try:
         assert proc.stdout is not None
@@ -260,5 +264,9 @@ def stop_controllers(sites_dir: Path) -> None:
     inventory = Inventory.model_validate_json(inventory_file.read_text(encoding="utf-8"))
     for site in inventory.sites:
         subprocess.run(
-            ["sh", "-c", site.controller.stop_command], timeout=30, check=False, capture_output=True
+            ["sh", "-c", site.controller.stop_command],
+            timeout=30,
+            check=False,
+            capture_output=True,
+            env=scrubbed_environ(),
         )

@@ -74,3 +74,27 @@ def test_controller_shells_get_no_password_or_token(tmp_path: Path) -> None:
         for secret in secrets:
             assert secret not in text, f"a secret in the environment of {dump.name}"
         assert "FC_PASSWORD" not in text and "FEDSTACK_TEST_TOKEN" not in text
+
+
+def test_the_demos_website_process_gets_no_password(monkeypatch: Any) -> None:
+    """The demo starts the emulated website as a child: it must not inherit the user's secrets."""
+    from runner.demo import emulated_website
+
+    secret = "demo-child-secret-7f3a"
+    monkeypatch.setenv("alice@fedstack.example", secret)
+    monkeypatch.setenv("FC_PASSWORD", secret)
+
+    async def environ_of_child() -> bytes:
+        async with emulated_website() as url:
+            children = subprocess.run(
+                ["pgrep", "-P", str(os.getpid())], capture_output=True, text=True, check=False
+            ).stdout.split()
+            sites = [
+                pid
+                for pid in children
+                if b"fcapi.emulator\0site" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
+            assert len(sites) == 1, f"the demo's website {url}: children {children}"
+            return Path(f"/proc/{sites[0]}/environ").read_bytes()
+
+    assert secret.encode() not in asyncio.run(environ_of_child())
