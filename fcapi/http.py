@@ -46,7 +46,7 @@ from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from fcapi import USER_AGENT
 from fcapi.auth import BearerAuth, Session
-from fcapi.backoff import RETRY, Again, Backoff, retry
+from fcapi.backoff import Again, Backoff, retry
 from fcapi.errors import (
     AuthError,
     FcError,
@@ -146,18 +146,23 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+#: retries of one website request: quick at first, then every second or two, so that the
+#: retries cover a website's restart without a long silence after it is back
+OUTAGE = Backoff(base=0.25, factor=2.0, cap=2.0)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How hard one request tries before its error reaches the caller."""
 
-    attempts: int = 6
-    """tries in all for transport errors and 5xx (safe requests): with `RETRY` they span
-    4 to 8 s, so a website restarting or a proxy's brief 502s cost a pause, not the run"""
+    attempts: int = 8
+    """tries in all for transport errors and 5xx (safe requests): with `OUTAGE` they span
+    5 to 10 s, so a website restarting or a proxy's brief 502s cost a pause, not the run"""
     rate_limited_attempts: int = 5
     """tries in all while the site answers 429"""
     max_retry_after: float = 120.0
     """a 429 asking to wait longer than this is an error at once, not a silent stall"""
-    backoff: Backoff = RETRY
+    backoff: Backoff = OUTAGE
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -16,7 +16,7 @@ from pydantic import SecretStr, TypeAdapter
 from fcapi.backoff import POLL, Again, Backoff, poll, retry
 from fcapi.credentials import password_for
 from fcapi.errors import Conflict, NotFound, ProjectFailed, TransportError, WaitTimeout
-from fcapi.http import Closing, RetryPolicy, WebsiteHttp, model_dump
+from fcapi.http import Closing, RetryPolicy, WebsiteHttp, model_dump, time_left
 from fcapi.models import (
     App,
     FederatedAppRef,
@@ -42,6 +42,8 @@ _PROJECTS = TypeAdapter(list[Project])
 _TOKENS = TypeAdapter(list[ProjectToken])
 
 OnPoll = Callable[[Project, float], None]
+#: seconds a status wait keeps for its last probe inside a `deadline_scope`
+LAST_PROBE = 2.0
 
 
 def status_word(status: str | ProjectStatus) -> str:
@@ -353,10 +355,16 @@ class WebsiteClient(Closing):
         `deadline` is how many seconds to wait from now. A project that ends in `error` or
         `failed` (or `stopped`) without that being wanted raises `ProjectFailed` at once
         rather than waiting out the deadline; a missed deadline raises `WaitTimeout` naming
-        the project, the statuses waited for, the last status and the seconds waited.
+        the project, the statuses waited for, the last status and the seconds waited. Inside a
+        `deadline_scope` the wait ends early enough for its last probe to be answered.
         """
         pid = int(project_id)
         wanted_set = {str(w) for w in wanted}
+        left = time_left()
+        if left is not None:
+            # the last probe must be answered inside the caller's deadline too, or a wait
+            # that saw the project every time would end as "no answer"
+            deadline = max(0.0, min(deadline, left - LAST_PROBE))
 
         def settled(p: Project) -> bool:
             return p.status in wanted_set or (p.status != "" and _ends(p.status))

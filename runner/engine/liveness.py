@@ -76,6 +76,8 @@ async def first_of(status: Awaitable[Project], watchdog: Awaitable[None]) -> Pro
 #: is the one its peers wait for
 _TRAFFIC = re.compile(r"^(sent|received) \d+ bytes")
 _STEP = re.compile(r"^step (\d+):")
+#: an error that only says the run is over (another site ended it)
+_ENDED = re.compile(r"not in progress|is not running")
 
 
 async def name_failing_sites(run: RunContext, pid: int, *, hung: bool) -> dict[str, str]:
@@ -88,14 +90,20 @@ async def name_failing_sites(run: RunContext, pid: int, *, hung: bool) -> dict[s
     """
     sites = [s for s in run.sites.values() if s.controller is not None]
     logs = await asyncio.gather(*(_run_log(s, pid) for s in sites))
-    found: dict[str, str] = {}
-    for site, entries in zip(sites, logs, strict=True):
-        errors = [e.message for e in entries if e.level in ("error", "fatal")]
-        if errors and not hung:
-            found[site.entry.name] = f"its app failed ({one_line(errors[0])[:300]})"
-    if hung:
-        found = _quiet_sites({s.entry.name: e for s, e in zip(sites, logs, strict=True) if e})
-    return found
+    by_site = {s.entry.name: e for s, e in zip(sites, logs, strict=True) if e}
+    return _quiet_sites(by_site) if hung else _failed_sites(by_site)
+
+
+def _failed_sites(logs: dict[str, list[LogEntry]]) -> dict[str, str]:
+    """The sites whose controller logged an error, leaving out errors that only follow from
+    the run having ended (a peer's app sending into a run that another site failed)."""
+    errors = {
+        n: [e.message for e in entries if e.level in ("error", "fatal")]
+        for n, entries in logs.items()
+    }
+    causes = {n: [m for m in found if not _ENDED.search(m)] for n, found in errors.items()}
+    blamed = {n: m for n, m in causes.items() if m} or {n: m for n, m in errors.items() if m}
+    return {n: f"its app failed ({one_line(m[0])[:300]})" for n, m in blamed.items()}
 
 
 async def _run_log(site: SiteRun, pid: int) -> list[LogEntry]:

@@ -73,8 +73,7 @@ async def blame_sites(run: RunContext, exc: Exception) -> None:
     hung = not isinstance(exc, ProjectFailed)
     with contextlib.suppress(Exception):  # a log that cannot be read blames nobody
         for name, why in (await name_failing_sites(run, pid, hung=hung)).items():
-            phase = run.sites[name].current_phase or "watch"
-            run.failures.setdefault(name, f"site {name}: {why}, while the runner was in {phase}")
+            run.failures.setdefault(name, f"site {name}: {why}, while the run was in watch")
 
 
 async def stop_project(run: RunContext) -> str:
