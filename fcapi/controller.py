@@ -92,6 +92,10 @@ class ControllerClient(Closing):
     def __repr__(self) -> str:
         return f"ControllerClient(base_url={self.base_url!r})"
 
+    @property
+    def _who(self) -> str:
+        return f"the controller at {self.base_url}"
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -109,7 +113,7 @@ class ControllerClient(Closing):
         self, path: str, params: Mapping[str, str | int] | None = None
     ) -> httpx.Response:
         """A GET with retries: reads are safe to repeat, and a tunnel may hiccup."""
-        async with bounded(f"GET {path}"):
+        async with bounded(self._who, f"GET {path}"):
             return await retry(
                 lambda: self._get_once(path, params),
                 retry_on=lambda exc: isinstance(exc, Again),
@@ -162,7 +166,7 @@ class ControllerClient(Closing):
             "Content-Length": str(size),
         }
         try:
-            async with bounded(endpoint):
+            async with bounded(self._who, endpoint):
                 response = await self._client.post(
                     "/file-upload/", params=params, content=content, headers=headers
                 )
@@ -220,7 +224,7 @@ class ControllerClient(Closing):
         with atomic_target(target, 0o644) as out:
             try:
                 async with (
-                    bounded(endpoint),
+                    bounded(self._who, endpoint),
                     self._client.stream("GET", path, params=params) as response,
                 ):
                     if response.status_code >= 400:

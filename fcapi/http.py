@@ -119,8 +119,9 @@ class DeadlinePassed(WaitTimeout):
 
 
 @contextlib.asynccontextmanager
-async def bounded(endpoint: str, user: str | None = None) -> AsyncIterator[None]:
-    """End the request inside by the current deadline, as a `DeadlinePassed` naming it."""
+async def bounded(who: str, endpoint: str, user: str | None = None) -> AsyncIterator[None]:
+    """End the request inside by the current deadline, as a `DeadlinePassed` naming `who`
+    (the server asked) and the endpoint."""
     left = time_left()
     if left is None:
         yield
@@ -130,7 +131,7 @@ async def bounded(endpoint: str, user: str | None = None) -> AsyncIterator[None]
             yield
     except TimeoutError:
         raise DeadlinePassed(
-            f"no answer before the deadline ({max(0.0, left):.1f} s were left for it)",
+            f"no answer from {who} before the deadline ({max(0.0, left):.1f} s were left)",
             endpoint=endpoint,
             user=user,
         ) from None
@@ -343,7 +344,7 @@ class WebsiteHttp:
         Inside a `deadline_scope` the request, all attempts included, ends by the deadline.
         """
         method = method.upper()
-        async with bounded(endpoint_key(method, path), self.user):
+        async with bounded(self.base_url, endpoint_key(method, path), self.user):
             if auth:
                 await self.ensure_login()
             return await self._send(self._call(method, path, json, params, auth, secrets, safe))

@@ -280,7 +280,7 @@ async def test_a_website_paused_during_watch_fails_by_the_deadline_and_stops_the
     assert time.monotonic() - started < 20 + 15
     failures = outcome.summary["failures"]
     assert isinstance(failures, dict)
-    assert "no answer before the deadline" in failures["project"], failures
+    assert f"no answer from {fed.website_url} before the deadline" in failures["project"]
     assert "stopped" in failures["project"]
     assert await project_statuses(fed) == ["stopped"]
 
