@@ -23,6 +23,8 @@ from runner.engine.context import SHUTDOWN_DEADLINE, RunContext, SiteRun, failur
 from runner.engine.liveness import first_of, name_failing_sites, watch_controllers
 from runner.errors import RunFailed
 
+#: a project a failed run leaves behind, which a resume runs again
+ENDED_UNFINISHED = frozenset({"stopped", "error", "failed"})
 #: tries of a create that is made safe to repeat: as many as of any request safe to repeat
 ATTEMPTS = RetryPolicy().attempts
 
@@ -106,6 +108,8 @@ async def make_project(run: RunContext) -> None:
     if run.state.project_id is not None and record is not None and record.state == "ok":
         run.skip(None, "project", f"project {run.state.project_id} exists")
         run.project = await web.get_project(run.state.project_id)
+        if run.project.status in ENDED_UNFINISHED:
+            await run_again(run, web)
         return
     async with run.phase(None, "project"):
         if run.workflow.project_id is not None:
@@ -115,6 +119,21 @@ async def make_project(run: RunContext) -> None:
         run.state.record_project(project.id)
         await run.saver.flush()
         run.project = project
+
+
+async def run_again(run: RunContext, web: WebsiteClient) -> None:
+    """A resume of a run whose project ended without finishing (a failing run stops its
+    project): back to `ready`, so that it is prepared, every site finalizes, and it runs again.
+
+    Done before `prepare`, which every site's upload waits for, so no site has decided yet.
+    """
+    assert run.project is not None
+    ended = run.project.status
+    run.project = await web.set_status(run.project.id, "ready")
+    run.state.finish_phase(None, "prepare", "failed", f"the project ended {ended!r}: runs again")
+    for record in run.state.sites.values():
+        record.finalized = False
+    await run.saver.flush()
 
 
 async def create_project(run: RunContext, web: WebsiteClient) -> Project:

@@ -255,7 +255,8 @@ async def collect(run: RunContext, site: SiteRun) -> None:
             # elsewhere the logs are what there is, and this site did nothing wrong
             if run.project.status == "finished":
                 raise
-        record.collect_done = True
+        # a project that did not finish runs again on resume: its results are still to come
+        record.collect_done = run.project.status == "finished"
 
 
 async def stop(run: RunContext, site: SiteRun) -> None:

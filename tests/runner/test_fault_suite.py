@@ -304,3 +304,17 @@ async def test_told_to_a_failing_run_leaves_its_project_running_and_says_so(
     user = fed.inventory.coordinator.fc_user
     async with WebsiteClient(fed.website_url, user, fed.passwords[user]) as web:
         await web.set_status(state.project_id or 0, "shutdown")  # the test's own cleanup
+
+
+async def test_a_run_whose_project_was_stopped_resumes_by_running_it_again(
+    website: RunningServer, tmp_path: Path
+):
+    fed = await build(tmp_path, website.url, local_sites=3, deadline="10s")
+    await set_faults(website.url, app_hang="site2")
+    failed = await run(fed)
+    assert failed.code != 0 and await project_statuses(fed) == ["stopped"]
+    await set_faults(website.url, app_hang=None)
+    resumed = await run(fed, resume=str(failed.summary["run_id"]))
+    assert resumed.code == 0 and resumed.summary["failures"] == {}
+    assert means(resumed) == {"site1": CHECK_MEAN, "site2": CHECK_MEAN, "site3": CHECK_MEAN}
+    assert await project_statuses(fed) == ["finished"]  # the same project, run again
