@@ -21,7 +21,14 @@ from fcapi import DEFAULT_CONTROLLER_URL, USER_AGENT
 from fcapi.backoff import RETRY, Again, Backoff, poll, retry
 from fcapi.errors import FcError, TransportError, WaitTimeout, error_for_status
 from fcapi.files import atomic_target
-from fcapi.http import Closing, describe_transport_error, error_detail, parse_body, tls_context
+from fcapi.http import (
+    Closing,
+    bounded,
+    describe_transport_error,
+    error_detail,
+    parse_body,
+    tls_context,
+)
 from fcapi.models import LogEntry, ProjectRun
 
 ORIGIN = "https://featurecloud.ai"
@@ -85,6 +92,10 @@ class ControllerClient(Closing):
     def __repr__(self) -> str:
         return f"ControllerClient(base_url={self.base_url!r})"
 
+    @property
+    def _who(self) -> str:
+        return f"the controller at {self.base_url}"
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -102,12 +113,13 @@ class ControllerClient(Closing):
         self, path: str, params: Mapping[str, str | int] | None = None
     ) -> httpx.Response:
         """A GET with retries: reads are safe to repeat, and a tunnel may hiccup."""
-        return await retry(
-            lambda: self._get_once(path, params),
-            retry_on=lambda exc: isinstance(exc, Again),
-            attempts=self.attempts,
-            policy=self.retry,
-        )
+        async with bounded(self._who, f"GET {path}"):
+            return await retry(
+                lambda: self._get_once(path, params),
+                retry_on=lambda exc: isinstance(exc, Again),
+                attempts=self.attempts,
+                policy=self.retry,
+            )
 
     async def _get_once(self, path: str, params: Mapping[str, str | int] | None) -> httpx.Response:
         endpoint = f"GET {path}"
@@ -154,9 +166,10 @@ class ControllerClient(Closing):
             "Content-Length": str(size),
         }
         try:
-            response = await self._client.post(
-                "/file-upload/", params=params, content=content, headers=headers
-            )
+            async with bounded(self._who, endpoint):
+                response = await self._client.post(
+                    "/file-upload/", params=params, content=content, headers=headers
+                )
         except httpx.TransportError as exc:
             raise self._transport_error(exc, endpoint) from None
         if response.status_code >= 400:
@@ -210,7 +223,10 @@ class ControllerClient(Closing):
         endpoint = f"GET {path}"
         with atomic_target(target, 0o644) as out:
             try:
-                async with self._client.stream("GET", path, params=params) as response:
+                async with (
+                    bounded(self._who, endpoint),
+                    self._client.stream("GET", path, params=params) as response,
+                ):
                     if response.status_code >= 400:
                         await response.aread()
                         raise self._error(response, endpoint)

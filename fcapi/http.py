@@ -2,10 +2,11 @@
 
 Everything the site may rely on about fedstack's behaviour is enforced here and nowhere else:
 it names itself in `User-Agent`, stays inside a per-user token bucket, retries only what is
-safe to retry (transport errors and 5xx on idempotent methods; a refused connection for any
-method, since nothing was sent), waits as long as a 429's `Retry-After` asks, stops at the
-first 403, and renews an expired access token once by refresh and once by a fresh login
-(`fcapi.auth`) before it gives up. Every attempt is recorded in `RequestStats`.
+safe to retry (transport errors and 5xx on idempotent methods and on requests marked safe,
+such as a login; a refused connection for any method, since nothing was sent), waits as long
+as a 429's `Retry-After` asks, stops at the first 403, and renews an expired access token
+once by refresh and once by a fresh login (`fcapi.auth`) before it gives up.
+Every attempt is recorded in `RequestStats`.
 
 The send path is a chain of short stages, outermost first, as httpx's own client is built:
 
@@ -17,11 +18,17 @@ The send path is a chain of short stages, outermost first, as httpx's own client
 
 A logical request keeps one `_Call` through all of it: what it has spent (failures, 429s,
 renewals) counts across every attempt, so its limits hold whatever the order of mishaps.
+
+A caller with a deadline of its own (a run) sets it once with `deadline_scope`: every request
+made inside, its retries, 429 pauses and renewals included, ends by then (`bounded`), so a
+website that stops answering costs the caller what it has left and never four read timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import email.utils
 import enum
 import functools
@@ -29,7 +36,7 @@ import logging
 import ssl
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -39,13 +46,14 @@ from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from fcapi import USER_AGENT
 from fcapi.auth import BearerAuth, Session
-from fcapi.backoff import RETRY, Again, Backoff, retry
+from fcapi.backoff import Again, Backoff, retry
 from fcapi.errors import (
     AuthError,
     FcError,
     ProtocolError,
     RateLimited,
     TransportError,
+    WaitTimeout,
     detail_text,
     error_for_status,
     redact,
@@ -81,6 +89,54 @@ class Closing(ABC):
         await self.aclose()
 
 
+#: when every request of the current task must have ended (`time.monotonic()`), if ever
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline_scope(at: float | None) -> Iterator[None]:
+    """Requests of fcapi's clients made inside (tasks started inside too) end by `at`.
+
+    `at` is a `time.monotonic()` instant; None lifts the bound. A scope replaces the one
+    around it, so the cleanup after a missed deadline can have a short bound of its own.
+    """
+    token = _DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def time_left() -> float | None:
+    """Seconds left before the current deadline (negative once past), or None."""
+    at = _DEADLINE.get()
+    return None if at is None else at - time.monotonic()
+
+
+class DeadlinePassed(WaitTimeout):
+    """No answer came before the caller's deadline (`deadline_scope`): the other side is slow
+    or gone, which says nothing of the state it was asked about."""
+
+
+@contextlib.asynccontextmanager
+async def bounded(who: str, endpoint: str, user: str | None = None) -> AsyncIterator[None]:
+    """End the request inside by the current deadline, as a `DeadlinePassed` naming `who`
+    (the server asked) and the endpoint."""
+    left = time_left()
+    if left is None:
+        yield
+        return
+    try:
+        async with asyncio.timeout(max(0.0, left)):
+            yield
+    except TimeoutError:
+        raise DeadlinePassed(
+            f"no answer from {who} before the deadline ({max(0.0, left):.1f} s were left)",
+            endpoint=endpoint,
+            user=user,
+        ) from None
+
+
 @functools.cache
 def tls_context() -> ssl.SSLContext:
     """One verifying TLS context for every client of the process.
@@ -91,17 +147,23 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+#: retries of one website request: quick at first, then every second or two, so that the
+#: retries cover a website's restart without a long silence after it is back
+OUTAGE = Backoff(base=0.25, factor=2.0, cap=2.0)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How hard one request tries before its error reaches the caller."""
 
-    attempts: int = 4
-    """tries in all for transport errors and 5xx (idempotent methods)"""
+    attempts: int = 8
+    """tries in all for transport errors and 5xx (safe requests): with `OUTAGE` they span
+    5 to 10 s, so a website restarting or a proxy's brief 502s cost a pause, not the run"""
     rate_limited_attempts: int = 5
     """tries in all while the site answers 429"""
     max_retry_after: float = 120.0
     """a 429 asking to wait longer than this is an error at once, not a silent stall"""
-    backoff: Backoff = RETRY
+    backoff: Backoff = OUTAGE
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -163,18 +225,21 @@ class Verdict(enum.Enum):
     SLOW_DOWN = "slow down"
     """429: hold every request of the user, then send again"""
     AGAIN = "again"
-    """5xx on an idempotent method: back off and send again"""
+    """5xx on an idempotent method or a safe request: back off and send again"""
     FAILED = "failed"
     """anything else: a typed error, at once"""
 
 
-def classify(method: str, status: int) -> Verdict:
-    """The verdict on one answer (a 401 has been through the auth flow already)."""
+def classify(method: str, status: int, *, safe: bool = False) -> Verdict:
+    """The verdict on one answer (a 401 has been through the auth flow already).
+
+    `safe` marks a request of another method that may be sent twice all the same (a login).
+    """
     if status < 400:
         return Verdict.DONE
     if status == 429:
         return Verdict.SLOW_DOWN
-    if status >= 500 and method in IDEMPOTENT:
+    if status >= 500 and (safe or method in IDEMPOTENT):
         return Verdict.AGAIN
     return Verdict.FAILED
 
@@ -191,6 +256,8 @@ class _Call:
     auth: httpx.Auth
     """`BearerAuth`, or the do-nothing `httpx.Auth()` for calls that need no account"""
     secrets: list[str] = field(default_factory=list)
+    safe: bool = False
+    """worth repeating after a 5xx or a lost answer: idempotent, or harmless when repeated"""
     failures: int = 0
     """transport errors and 5xx"""
     limited: int = 0
@@ -267,16 +334,32 @@ class WebsiteHttp:
         params: Mapping[str, str | int] | None = None,
         auth: bool = True,
         secrets: Iterable[str] = (),
+        safe: bool = False,
     ) -> httpx.Response:
         """Send one logical request; return its 2xx answer or raise a typed `FcError`.
 
         `secrets` are strings of this request (a project token) that must not leak into an
-        error message even if the server echoes them.
+        error message even if the server echoes them. `safe` lets a POST be retried like a
+        GET: only for requests whose repetition does no harm (a login, a library add).
+        Inside a `deadline_scope` the request, all attempts included, ends by the deadline.
         """
-        if auth:
-            await self.ensure_login()
         method = method.upper()
-        call = _Call(
+        async with bounded(self.base_url, endpoint_key(method, path), self.user):
+            if auth:
+                await self.ensure_login()
+            return await self._send(self._call(method, path, json, params, auth, secrets, safe))
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        params: Mapping[str, str | int] | None,
+        auth: bool,
+        secrets: Iterable[str],
+        safe: bool,
+    ) -> _Call:
+        return _Call(
             method,
             path,
             endpoint_key(method, path),
@@ -289,12 +372,15 @@ class WebsiteHttp:
             ),
             self.session.auth() if auth else httpx.Auth(),
             list(secrets),
+            safe or method in IDEMPOTENT,
         )
-        return await self._send(call)
 
     async def _post(self, path: str, body: Wire, answer: type[W]) -> W:
-        """A POST needing no account (login, refresh), sent like every other request."""
-        response = await self.request("POST", path, json=body.model_dump(), auth=False)
+        """A POST needing no account (login, refresh), sent like every other request.
+
+        Retried like a read: a second login or refresh only hands out one more token pair.
+        """
+        response = await self.request("POST", path, json=body.model_dump(), auth=False, safe=True)
         return parse_body(response, answer, endpoint=f"POST {path}", user=self.user)
 
     def parse(self, response: httpx.Response, model: type[M] | TypeAdapter[M]) -> M:
@@ -320,7 +406,7 @@ class WebsiteHttp:
                 response = await self._send_handling_auth(call)
             except httpx.TransportError as exc:
                 raise self._unanswered(call, exc) from None
-            verdict = classify(call.method, response.status_code)
+            verdict = classify(call.method, response.status_code, safe=call.safe)
             if verdict is Verdict.DONE:
                 return response
             if verdict is Verdict.SLOW_DOWN:
@@ -394,8 +480,8 @@ class WebsiteHttp:
             endpoint=call.endpoint,
             user=self.user,
         )
-        safe = call.method in IDEMPOTENT or isinstance(exc, httpx.ConnectError)
-        return Again(error) if safe else error
+        again = call.safe or isinstance(exc, httpx.ConnectError)
+        return Again(error) if again else error
 
     def _error(self, call: _Call, response: httpx.Response) -> FcError:
         """The typed error for an answer that is not a success."""

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr, TypeAdapter
 
-from fcapi.backoff import POLL, Backoff, poll
+from fcapi.backoff import POLL, Again, Backoff, poll, retry
 from fcapi.credentials import password_for
-from fcapi.errors import Conflict, NotFound, ProjectFailed, WaitTimeout
-from fcapi.http import Closing, RetryPolicy, WebsiteHttp, model_dump
+from fcapi.errors import Conflict, NotFound, ProjectFailed, TransportError, WaitTimeout
+from fcapi.http import Closing, RetryPolicy, WebsiteHttp, model_dump, time_left
 from fcapi.models import (
     App,
     FederatedAppRef,
@@ -42,6 +42,8 @@ _PROJECTS = TypeAdapter(list[Project])
 _TOKENS = TypeAdapter(list[ProjectToken])
 
 OnPoll = Callable[[Project, float], None]
+#: seconds a status wait keeps for its last probe inside a `deadline_scope`
+LAST_PROBE = 2.0
 
 
 def status_word(status: str | ProjectStatus) -> str:
@@ -119,7 +121,8 @@ class WebsiteClient(Closing):
 
     async def create_site(self, name: str, **fields: str | None) -> Site:
         body = SiteCreate(name=name, **fields)
-        r = await self._http.request("POST", "/api/site/", json=model_dump(body))
+        # a repeat is refused (one site per user), which `ensure_site` reads as done
+        r = await self._http.request("POST", "/api/site/", json=model_dump(body), safe=True)
         return self._http.parse(r, Site)
 
     async def ensure_site(self, name: str) -> Site:
@@ -219,8 +222,9 @@ class WebsiteClient(Closing):
         await self._http.request("DELETE", f"/api/apps/{int(app_id)}/purchase/")
 
     async def _add(self, app_id: int) -> None:
-        # the site's path calls adding an app to the library "purchase"; nothing is paid
-        await self._http.request("POST", f"/api/apps/{int(app_id)}/purchase/")
+        # the site's path calls adding an app to the library "purchase"; nothing is paid;
+        # a repeated add is harmless, so it is retried like a read
+        await self._http.request("POST", f"/api/apps/{int(app_id)}/purchase/", safe=True)
 
     # --- projects ----------------------------------------------------------------------
 
@@ -286,13 +290,40 @@ class WebsiteClient(Closing):
     async def delete_project(self, project_id: int) -> None:
         await self._http.request("DELETE", f"/api/projects/{int(project_id)}/")
 
-    async def create_token(self, project_id: int) -> ProjectToken:
-        r = await self._http.request(
-            "POST",
-            f"/api/project-tokens/{int(project_id)}/",
-            json=model_dump(TokenCommand(cmd="create")),
+    async def create_token(
+        self, project_id: int, *, known: Collection[int] | None = None
+    ) -> ProjectToken:
+        """One new token for the project, made once even when an answer is lost.
+
+        A 5xx or a lost answer leaves it unknown whether the token was made; the project's
+        tokens are then listed, and one that is neither in `known` (the ids that existed
+        before: listed here first when not given) nor used is the one made, else the create
+        is sent again, with the backoff of any request that is safe to repeat.
+        """
+        pid = int(project_id)
+        before = set(known) if known is not None else {t.id for t in await self.list_tokens(pid)}
+
+        async def attempt() -> ProjectToken:
+            try:
+                r = await self._http.request(
+                    "POST",
+                    f"/api/project-tokens/{pid}/",
+                    json=model_dump(TokenCommand(cmd="create")),
+                )
+            except TransportError as exc:
+                made = [t for t in await self.list_tokens(pid) if t.id not in before and not t.used]
+                if made:
+                    return max(made, key=lambda t: t.id)
+                raise Again(exc) from None
+            return self._http.parse(r, ProjectToken)
+
+        policy = self._http.retry
+        return await retry(
+            attempt,
+            retry_on=lambda exc: isinstance(exc, Again),
+            attempts=policy.attempts,
+            policy=policy.backoff,
         )
-        return self._http.parse(r, ProjectToken)
 
     async def list_tokens(self, project_id: int) -> list[ProjectToken]:
         r = await self._http.request("GET", f"/api/project-tokens/{int(project_id)}/")
@@ -307,6 +338,7 @@ class WebsiteClient(Closing):
             "/api/project-tokens/",
             json=model_dump(TokenCommand(cmd="join", token=token)),
             secrets=[token],
+            safe=True,  # the token is single use: a repeat can only be refused
         )
         return self._http.parse(r, Membership)
 
@@ -323,10 +355,16 @@ class WebsiteClient(Closing):
         `deadline` is how many seconds to wait from now. A project that ends in `error` or
         `failed` (or `stopped`) without that being wanted raises `ProjectFailed` at once
         rather than waiting out the deadline; a missed deadline raises `WaitTimeout` naming
-        the project, the statuses waited for, the last status and the seconds waited.
+        the project, the statuses waited for, the last status and the seconds waited. Inside a
+        `deadline_scope` the wait ends early enough for its last probe to be answered.
         """
         pid = int(project_id)
         wanted_set = {str(w) for w in wanted}
+        left = time_left()
+        if left is not None:
+            # the last probe must be answered inside the caller's deadline too, or a wait
+            # that saw the project every time would end as "no answer"
+            deadline = max(0.0, min(deadline, left - LAST_PROBE))
 
         def settled(p: Project) -> bool:
             return p.status in wanted_set or (p.status != "" and _ends(p.status))

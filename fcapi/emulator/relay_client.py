@@ -2,46 +2,55 @@
 
 The site token comes from site_info.json at every call, so a controller started before a
 client wrote that file works once it exists.
+
+A website that restarts or hiccups must not cost a run: a call that got no answer, or a 502,
+503 or 504 (the website, or a proxy in front of it, not taking requests just now), is sent
+again with backoff (`fcapi.backoff.retry`) for up to `OUTAGE` seconds. Finalize, state
+reports and reads are idempotent on the website, so any of them is sent again; an app's
+message only when it cannot have arrived (no connection, or refused unread), since a message
+whose answer was lost may have been delivered and must not arrive twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from fcapi.backoff import Again, Backoff, retry
 from fcapi.emulator.httputil import HTTPError
 
 PREFIX = "/api/_emulator/relay"
+#: how long a website may be away before a relay call fails (a restart takes a few seconds)
+OUTAGE = 30.0
+#: quick at first (a blip), at most every 2 s while the website restarts
+OUTAGE_BACKOFF = Backoff(base=0.1, factor=2.0, cap=2.0)
+#: answers that say the website (or its proxy) did not take the request: safe to send again
+UNAVAILABLE = frozenset({502, 503, 504})
 
 
 class RelayClient:
-    def __init__(self, site_url: str, token: Callable[[], str]) -> None:
+    def __init__(self, site_url: str, token: Callable[[], str], *, outage: float = OUTAGE) -> None:
         self._client = httpx.AsyncClient(base_url=site_url.rstrip("/"), timeout=60.0)
         self._token = token
+        self._outage = outage
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One relay call; transport errors are retried with backoff (3 tries)."""
-        delay = 0.2
-        for attempt in range(3):
-            try:
-                r = await self._client.request(
-                    method, PREFIX + path, headers={"X-Site-Token": self._token()}, **kwargs
-                )
-                break
-            except httpx.TransportError:
-                if attempt == 2:
-                    raise HTTPError(
-                        502, "the website is unreachable from this controller"
-                    ) from None
-                await asyncio.sleep(delay)
-                delay *= 2
+    async def _call(self, method: str, path: str, *, once: bool = False, **kwargs: Any) -> Any:
+        """One relay call, sent again while the website is away (up to `outage` seconds).
+
+        `once`: a call that must not arrive twice, sent again only if it cannot have arrived.
+        """
+        r = await retry(
+            lambda: self._once(method, path, once, **kwargs),
+            retry_on=lambda exc: isinstance(exc, Again),
+            seconds=self._outage,
+            policy=OUTAGE_BACKOFF,
+        )
         if r.status_code >= 400:
             try:
                 detail = r.json().get("detail", r.text)
@@ -49,6 +58,20 @@ class RelayClient:
                 detail = r.text
             raise HTTPError(r.status_code, detail)
         return r.json()
+
+    async def _once(self, method: str, path: str, once: bool, **kwargs: Any) -> httpx.Response:
+        try:
+            r = await self._client.request(
+                method, PREFIX + path, headers={"X-Site-Token": self._token()}, **kwargs
+            )
+        except httpx.TransportError as exc:
+            error = HTTPError(502, "the website is unreachable from this controller")
+            if once and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                raise error from None
+            raise Again(error) from None
+        if r.status_code in UNAVAILABLE:
+            raise Again(HTTPError(502, f"the website answered {r.status_code}: {r.text[:200]}"))
+        return r
 
     async def project(
         self, pid: int, *, status: str | None = None, run: int | None = None, wait: float = 0
@@ -69,6 +92,7 @@ class RelayClient:
         await self._call(
             "POST",
             f"/projects/{pid}/runs/{run}/messages/",
+            once=True,
             params={"step": step, "destination": destination, "memo": memo},
             content=data,
         )

@@ -33,6 +33,9 @@ from runner.sites.base import SiteConnection, SiteError
 CONNECT_DEADLINE = 120.0
 #: how long a controller may take to answer /ping/ after its start command returned
 CONTROLLER_DEADLINE = 180.0
+#: how long a failing run may spend naming the failing site and stopping its project, after
+#: its deadline too: the website may be what failed, and the run must still end soon
+SHUTDOWN_DEADLINE = 10.0
 #: statuses of a project that ran (so its controllers have results or logs)
 RAN = frozenset({"running", "finished", "error", "failed", "stopped"})
 
@@ -41,6 +44,8 @@ RAN = frozenset({"running", "finished", "error", "failed", "stopped"})
 class RunOptions:
     website_url: str
     keep_controllers: bool = False
+    #: leave a failing run's project `running` on the platform (to look at it there)
+    keep_project_running: bool = False
     connect_deadline: float = CONNECT_DEADLINE
     controller_deadline: float = CONTROLLER_DEADLINE
     rate: float = 3.0
@@ -151,7 +156,11 @@ class RunContext:
         return what if what.startswith(f"site {where}") else f"{where} failed: {what}"
 
     def fail(self, site: str, exc: BaseException) -> None:
-        self.failures.setdefault(site, failure_line(exc))
+        """Record a site's failure, named by site and phase, and stop the run's waits."""
+        line = failure_line(exc)
+        if not line.startswith(f"site {site}"):
+            line = f"site {site}: {self.sites[site].current_phase or 'start'}: {line}"
+        self.failures.setdefault(site, line)
         self.abort.set()
 
     async def until(self, event: asyncio.Event, what: str) -> None:

@@ -7,44 +7,101 @@ the next, so that a resume never makes a second project or a second token for a 
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from pydantic import SecretStr
 
-from fcapi.errors import Conflict, FcError, ProjectFailed
+from fcapi.backoff import Again, retry
+from fcapi.errors import Conflict, FcError, ProjectFailed, TransportError, WaitTimeout
+from fcapi.http import DeadlinePassed, RetryPolicy, deadline_scope
 from fcapi.models import Project
 from fcapi.status import TERMINAL
 from fcapi.website import WebsiteClient
 from runner.engine.checkpoint import project_name, utcnow
-from runner.engine.context import RunContext, SiteRun, failure_line
-from runner.engine.liveness import first_of, watch_controllers
+from runner.engine.context import SHUTDOWN_DEADLINE, RunContext, SiteRun, failure_line
+from runner.engine.liveness import first_of, name_failing_sites, watch_controllers
 from runner.errors import RunFailed
+
+#: a project a failed run leaves behind, which a resume runs again
+ENDED_UNFINISHED = frozenset({"stopped", "error", "failed"})
+#: tries of a create that is made safe to repeat: as many as of any request safe to repeat
+ATTEMPTS = RetryPolicy().attempts
 
 
 async def project_pipeline(run: RunContext) -> None:
-    """Project, tokens, prepare, watch: the coordinator's work on the website."""
+    """Project, tokens, prepare, watch: the coordinator's work on the website.
+
+    Every request is bounded by the run's deadline; a failure names the sites its
+    controllers' logs blame and stops the project, so that nothing is left running.
+    """
     try:
-        await run.until(run.all_ready, "every site to connect and log in")
-        await make_project(run)
-        await make_tokens(run)
-        run.check_all_joined()  # a resume may find every site joined already
-        await run.until(run.all_joined, "every participant to join")
-        await check_members(run)
-        await prepare(run)
-        try:
-            await run.until(run.uploads_done, "every site to finalize")
-        except RunFailed as exc:
-            late = [n for n, s in run.state.sites.items() if not s.finalized]
-            raise RunFailed(
-                f"project {run.state.project_id} stayed in prepare: "
-                f"{', '.join(late)} never finalized ({exc})"
-            ) from None
-        await watch(run)
+        with deadline_scope(run.deadline_at):
+            await _project_steps(run)
     except Exception as exc:
-        run.failures.setdefault("project", failure_line(exc))
         run.abort.set()
+        with deadline_scope(time.monotonic() + SHUTDOWN_DEADLINE):
+            await blame_sites(run, exc)
+            run.failures.setdefault("project", failure_line(exc) + await stop_project(run))
     finally:
         run.finished.set()
+
+
+async def _project_steps(run: RunContext) -> None:
+    await run.until(run.all_ready, "every site to connect and log in")
+    await make_project(run)
+    await make_tokens(run)
+    run.check_all_joined()  # a resume may find every site joined already
+    await run.until(run.all_joined, "every participant to join")
+    await check_members(run)
+    await prepare(run)
+    try:
+        await run.until(run.uploads_done, "every site to finalize")
+    except RunFailed as exc:
+        late = [n for n, s in run.state.sites.items() if not s.finalized]
+        raise RunFailed(
+            f"project {run.state.project_id} stayed in prepare: "
+            f"{', '.join(late)} never finalized ({exc})"
+        ) from None
+    await watch(run)
+
+
+async def blame_sites(run: RunContext, exc: Exception) -> None:
+    """A project that failed or hung: each site its controller's log blames, named first."""
+    pid = run.state.project_id
+    # a website that stopped answering (DeadlinePassed) blames no site
+    stuck = isinstance(exc, WaitTimeout) and not isinstance(exc, DeadlinePassed)
+    ran = isinstance(exc, ProjectFailed) or (stuck and run.project_ran())
+    if pid is None or not ran:
+        return
+    hung = not isinstance(exc, ProjectFailed)
+    with contextlib.suppress(Exception):  # a log that cannot be read blames nobody
+        for name, why in (await name_failing_sites(run, pid, hung=hung)).items():
+            run.failures.setdefault(name, f"site {name}: {why}, while the run was in watch")
+
+
+async def stop_project(run: RunContext) -> str:
+    """Stop a failing run's project if it is still running; what was done, to add to its line.
+
+    A project left `running` keeps its apps running at every site and has to be stopped by
+    hand; one in `prepare` runs nothing and waits for a resume, so it is left as it is.
+    """
+    pid = run.state.project_id
+    if pid is None:
+        return ""
+    web = run.web(run.coordinator)
+    try:
+        project = await web.get_project(pid)
+        if project.status != "running":
+            return ""
+        if run.options.keep_project_running:
+            run.skip(None, "shutdown", "--keep-project-running")
+            return f"; project {pid} left running (--keep-project-running)"
+        async with run.phase(None, "shutdown"):
+            run.project = await web.set_status(pid, "shutdown")
+    except FcError as exc:
+        return f"; project {pid} may still be running: stopping it failed ({failure_line(exc)})"
+    return f"; project {pid} stopped (status {run.project.status!r}) so that nothing runs on"
 
 
 async def make_project(run: RunContext) -> None:
@@ -53,6 +110,8 @@ async def make_project(run: RunContext) -> None:
     if run.state.project_id is not None and record is not None and record.state == "ok":
         run.skip(None, "project", f"project {run.state.project_id} exists")
         run.project = await web.get_project(run.state.project_id)
+        if run.project.status in ENDED_UNFINISHED:
+            await run_again(run, web)
         return
     async with run.phase(None, "project"):
         if run.workflow.project_id is not None:
@@ -62,6 +121,21 @@ async def make_project(run: RunContext) -> None:
         run.state.record_project(project.id)
         await run.saver.flush()
         run.project = project
+
+
+async def run_again(run: RunContext, web: WebsiteClient) -> None:
+    """A resume of a run whose project ended without finishing (a failing run stops its
+    project): back to `ready`, so that it is prepared, every site finalizes, and it runs again.
+
+    Done before `prepare`, which every site's upload waits for, so no site has decided yet.
+    """
+    assert run.project is not None
+    ended = run.project.status
+    run.project = await web.set_status(run.project.id, "ready")
+    run.state.finish_phase(None, "prepare", "failed", f"the project ended {ended!r}: runs again")
+    for record in run.state.sites.values():
+        record.finalized = False
+    await run.saver.flush()
 
 
 async def create_project(run: RunContext, web: WebsiteClient) -> Project:
@@ -87,10 +161,30 @@ async def create_project(run: RunContext, web: WebsiteClient) -> Project:
     if project is None:
         run.state.project_create_started_at = utcnow()
         await run.saver.flush()
-        project = await web.create_project(name, description=f"fedstack run {run.state.run_id}")
+        project = await create_named(web, name, f"fedstack run {run.state.run_id}")
         run.state.record_project(project.id)
         await run.saver.flush()
     return await web.set_workflow(project.id, [app.id])
+
+
+async def create_named(web: WebsiteClient, name: str, description: str) -> Project:
+    """Create the project once, even when the site answers 5xx or the answer is lost.
+
+    The run id in its name makes it unique: after such a failure the project of that name,
+    if the site made it, is the one; else the create is sent again, with the backoff of any
+    request that is safe to repeat.
+    """
+
+    async def attempt() -> Project:
+        try:
+            return await web.create_project(name, description=description)
+        except TransportError as exc:
+            for candidate in await web.list_projects():
+                if candidate.name == name:
+                    return candidate
+            raise Again(exc) from None
+
+    return await retry(attempt, retry_on=lambda e: isinstance(e, Again), attempts=ATTEMPTS)
 
 
 async def reuse_project(run: RunContext, web: WebsiteClient, project_id: int) -> Project:
@@ -122,10 +216,13 @@ async def make_tokens(run: RunContext) -> None:
         run.skip(None, "tokens", "every participant has a token")
         return
     async with run.phase(None, "tokens"):
+        # the tokens there are now: one that appears after a lost answer is the one made
+        known = {t.id for t in await web.list_tokens(run.project.id)}
         for site in todo:
             if run.abort.is_set():
                 raise RunFailed(f"stopped creating tokens: {run.first_failure()}")
-            token = await web.create_token(run.project.id)
+            token = await web.create_token(run.project.id, known=known)
+            known.add(token.id)
             run.state.site(site.entry.name).token = SecretStr(token.token)
             await run.saver.flush()
             site.token_ready.set()

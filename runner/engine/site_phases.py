@@ -16,6 +16,7 @@ import time
 from fcapi.controller import ControllerClient
 from fcapi.errors import FcError, NotFound, PermissionDenied
 from fcapi.files import sha256_file
+from fcapi.http import deadline_scope
 from fcapi.website import WebsiteClient
 from runner.collect.download import NoResults, collect_site
 from runner.engine.checkpoint import CollectedFile, UploadedFile
@@ -33,11 +34,16 @@ SHORT_COMMAND_TIMEOUT = 30.0
 
 
 async def site_pipeline(run: RunContext, site: SiteRun) -> None:
-    """One site from connect to stop; collection and stop run even after a failure."""
+    """One site from connect to stop; collection and stop run even after a failure.
+
+    Requests end by the run's deadline (collection, after it, by a bound of its own), and a
+    failure's line names the site and the phase it happened in.
+    """
     name = site.entry.name
     try:
-        async with asyncio.timeout(run.deadline_at - time.monotonic()):
-            await _until_finalized(run, site)
+        with deadline_scope(run.deadline_at):
+            async with asyncio.timeout(run.deadline_at - time.monotonic()):
+                await _until_finalized(run, site)
     except TimeoutError:
         phase = site.current_phase or "start"
         message = f"deadline of {run.workflow.deadline_seconds:.0f} s passed"
@@ -53,8 +59,9 @@ async def site_pipeline(run: RunContext, site: SiteRun) -> None:
         run.skip(name, "collect", "collected already")
     elif site.controller is not None and run.project_ran():
         try:
-            async with asyncio.timeout(COLLECT_DEADLINE):
-                await collect(run, site)
+            with deadline_scope(time.monotonic() + COLLECT_DEADLINE):
+                async with asyncio.timeout(COLLECT_DEADLINE):
+                    await collect(run, site)
         except Exception as exc:
             run.failures.setdefault(name, failure_line(exc) or "collect: deadline passed")
     try:
@@ -265,7 +272,8 @@ async def collect(run: RunContext, site: SiteRun) -> None:
             # elsewhere the logs are what there is, and this site did nothing wrong
             if run.project.status == "finished":
                 raise
-        record.collect_done = True
+        # a project that did not finish runs again on resume: its results are still to come
+        record.collect_done = run.project.status == "finished"
         await run.saver.flush()  # a resume neither restarts nor collects this site again
 
 
