@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from fcapi.files import write_atomic
+from fcapi.website import WebsitePool
 from fedinfra.inventory import Inventory
 from runner.engine.checkpoint import (
     RunState,
@@ -50,6 +51,7 @@ async def execute(
     website_url: str,
     resume: str | None = None,
     keep_controllers: bool = False,
+    keep_project_running: bool = False,
     json_output: bool = False,
     rate: float = 3.0,
 ) -> Outcome:
@@ -57,8 +59,29 @@ async def execute(
 
     Ctrl-C (a cancelled task) raises `RunInterrupted` once the state is saved.
     """
+    options = RunOptions(
+        website_url=website_url,
+        keep_controllers=keep_controllers,
+        keep_project_running=keep_project_running,
+        rate=rate,
+    )
+    pool = WebsitePool(website_url, passwords, rate=options.rate, burst=options.burst)
+    try:
+        return await _execute(inventory, workflow, pool, options, resume, json_output)
+    finally:
+        await pool.aclose()
+
+
+async def _execute(
+    inventory: Inventory,
+    workflow: Workflow,
+    pool: WebsitePool,
+    options: RunOptions,
+    resume: str | None,
+    json_output: bool,
+) -> Outcome:
     if resume is None:  # a resumed run passed it when it started; its project may exist now
-        await preflight(inventory, workflow, passwords, website_url=website_url, rate=rate)
+        await preflight(inventory, workflow, pool)
     state = start_state(inventory, workflow, resume)
     run_dir = workflow.outdir / state.run_id
     if state.phase == "done":
@@ -69,8 +92,7 @@ async def execute(
     await asyncio.to_thread(keep_inputs, run_dir, inventory, workflow)
     progress = make_progress(sys.stderr, json_mode=json_output)
     progress.start(state.run_id, [s.name for s in inventory.sites], run_dir)
-    options = RunOptions(website_url=website_url, keep_controllers=keep_controllers, rate=rate)
-    orchestrator = Orchestrator(inventory, workflow, passwords, state, options, progress)
+    orchestrator = Orchestrator(inventory, workflow, pool, state, options, progress)
     try:
         result = await orchestrator.run()
     except asyncio.CancelledError:

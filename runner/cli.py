@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--keep-controllers", action="store_true", help="leave the controllers running at the end"
     )
+    p.add_argument(
+        "--keep-project-running",
+        action="store_true",
+        help="leave a failing run's project running on the platform (default: stop it)",
+    )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary only")
     demo = p.add_argument_group("the embedded demo")
     demo.add_argument(
@@ -143,6 +148,7 @@ async def run_main(args: argparse.Namespace) -> int:
         website_url=args.website_url,
         resume=args.resume,
         keep_controllers=args.keep_controllers,
+        keep_project_running=args.keep_project_running,
         json_output=args.json,
     )
     print_outcome(outcome, args.json)

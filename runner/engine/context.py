@@ -74,7 +74,7 @@ class RunContext:
         self,
         inventory: Inventory,
         workflow: Workflow,
-        passwords: dict[str, SecretStr],
+        credentials: dict[str, SecretStr] | WebsitePool,
         state: RunState,
         options: RunOptions,
         progress: Progress,
@@ -85,8 +85,12 @@ class RunContext:
         self.options = options
         self.progress = progress
         self.saver = Saver(state, workflow.outdir)
-        self.pool = WebsitePool(
-            options.website_url, passwords, rate=options.rate, burst=options.burst
+        self.pool = (
+            credentials
+            if isinstance(credentials, WebsitePool)
+            else WebsitePool(
+                options.website_url, credentials, rate=options.rate, burst=options.burst
+            )
         )
         self.sites = {s.name: SiteRun(entry=s) for s in inventory.sites}
         self.coordinator = self.sites[inventory.coordinator.name]

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from fcapi.models import Project
 from fcapi.stats import RequestStats
+from fcapi.website import WebsitePool
 from fedinfra.inventory import Inventory
 from runner.engine.checkpoint import RunState
 from runner.engine.context import RunContext, RunOptions
@@ -53,12 +54,13 @@ class Orchestrator:
         self,
         inventory: Inventory,
         workflow: Workflow,
-        passwords: dict[str, SecretStr],
+        credentials: dict[str, SecretStr] | WebsitePool,
         state: RunState,
         options: RunOptions,
         progress: Progress,
     ) -> None:
-        self.context = RunContext(inventory, workflow, passwords, state, options, progress)
+        """`credentials`: the passwords, or a pool already holding them (and maybe logins)."""
+        self.context = RunContext(inventory, workflow, credentials, state, options, progress)
 
     async def run(self) -> RunResult:
         run = self.context

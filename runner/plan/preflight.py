@@ -14,8 +14,6 @@ from collections.abc import Awaitable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
-
 from fcapi.errors import AuthError, FcError, NotFound, PermissionDenied, TransportError
 from fcapi.website import WebsitePool
 from fedinfra.inventory import Inventory
@@ -30,28 +28,22 @@ LOGINS_AT_ONCE = 16
 _BAD_INPUT = (AuthError, PermissionDenied, NotFound, TransportError)
 
 
-async def preflight(
-    inventory: Inventory,
-    workflow: Workflow,
-    passwords: dict[str, SecretStr],
-    *,
-    website_url: str,
-    rate: float = 3.0,
-) -> None:
-    """Raise `BadInput` for the first input the website or a local site refuses."""
-    check_website_url(website_url)
+async def preflight(inventory: Inventory, workflow: Workflow, pool: WebsitePool) -> None:
+    """Raise `BadInput` for the first input the website or a local site refuses.
+
+    The run's own pool is used, so a user logged in here stays logged in for the run: one
+    login per user per run, as FeatureCloud's etiquette asks.
+    """
+    check_website_url(pool.base_url)
     check_local_sites(inventory, workflow)
-    pool = WebsitePool(website_url, passwords, rate=rate)
+    seconds = min(PREFLIGHT_DEADLINE, workflow.deadline_seconds)
     try:
-        async with asyncio.timeout(min(PREFLIGHT_DEADLINE, workflow.deadline_seconds)):
+        async with asyncio.timeout(seconds):
             await _on_the_website(pool, inventory, workflow)
     except TimeoutError:
         raise BadInput(
-            f"the website {website_url} did not answer the preflight checks within "
-            f"{min(PREFLIGHT_DEADLINE, workflow.deadline_seconds):g} s"
+            f"the website {pool.base_url} did not answer the preflight checks within {seconds:g} s"
         ) from None
-    finally:
-        await pool.aclose()
 
 
 async def _on_the_website(pool: WebsitePool, inventory: Inventory, workflow: Workflow) -> None:

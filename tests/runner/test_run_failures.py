@@ -7,6 +7,7 @@ website: the same orchestration as on SSH hosts, at a fraction of the cost.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -120,3 +121,23 @@ async def test_an_app_that_fails_fails_the_run_and_keeps_the_logs(
     assert list(outcome.run_dir.glob("sites/site2/run*/log_step*.txt"))
     report = (outcome.run_dir / "report.html").read_text()
     assert "failed" in report
+
+
+async def test_one_login_per_user_per_run_the_preflight_included(
+    website: RunningServer, tmp_path: Path
+):
+    """The preflight checks every password by logging in; the run must reuse those logins."""
+    fed = await build(tmp_path, website.url, local_sites=3)
+
+    async def logins_served() -> int:
+        async with httpx.AsyncClient() as client:
+            served = (await client.get(f"{website.url}/_emulator/requests")).json()
+        return int(served["by_endpoint"].get("POST /api/auth/login/", 0))
+
+    before = await logins_served()
+    outcome = await run(fed)
+    assert outcome.code == 0
+    users = len({s.fc_user for s in fed.inventory.sites})
+    assert await logins_served() - before == users
+    metrics = json.loads((outcome.run_dir / "metrics.json").read_text())
+    assert metrics["requests"]["by_endpoint"]["POST /api/auth/login/"] == users
