@@ -15,6 +15,7 @@ from pathlib import Path
 from fcapi.controller import ControllerClient
 from runner.collect.unpack import (
     collected_entry,
+    UnpackLimits,
     extract_result,
     missing_results,
     pending_downloads,
@@ -35,8 +36,10 @@ async def collect_site(
     site: str,
     done: Sequence[CollectedFile],
     on_file: Callable[[CollectedFile], Awaitable[None]],
+    limits: UnpackLimits,
 ) -> None:
-    """Download and unpack what the site's controller has for the project and `done` lacks."""
+    """Download and unpack what the site's controller has for the project and `done` lacks,
+    within the workflow's bounds on what a result may unpack."""
     runs = await controller.project_runs(project_id)
     for item in pending_downloads(plan_downloads(site, runs), done):
         dest = run_dir / item.path
@@ -44,7 +47,9 @@ async def collect_site(
         if item.kind == "result":
             await controller.download_result(project_id, item.run, item.step, dest)
             assert item.extract_to is not None
-            extracted = await asyncio.to_thread(extract_result, dest, run_dir / item.extract_to)
+            extracted = await asyncio.to_thread(
+                extract_result, dest, run_dir / item.extract_to, limits=limits
+            )
         else:
             await controller.download_log(project_id, item.run, item.step, dest)
         await on_file(collected_entry(item, run_dir, extracted))

@@ -192,18 +192,6 @@ def run_dir_of(target: Path) -> Path | None:
     return next((p.parent for p in target.parents if p.name == "sites"), None)
 
 
-def limits_of_run(run_dir: Path | None) -> UnpackLimits:
-    """The `[unpack]` table of the workflow the run keeps in `inputs/` (checked when the run
-    started; its digest is what a resume compares), or the defaults."""
-    if run_dir is None:
-        return UnpackLimits()
-    try:
-        data = tomllib.loads((run_dir / "inputs" / "workflow.toml").read_text(encoding="utf-8"))
-        return UnpackLimits.model_validate(data.get("unpack", {}))
-    except (OSError, ValueError, ValidationError):
-        return UnpackLimits()
-
-
 def unpacked_bytes(run_dir: Path | None, but: Path) -> int:
     """What the run's result folders hold already, but for `but` (about to be replaced)."""
     if run_dir is None:
@@ -246,11 +234,12 @@ def extract_result(
 ) -> list[Path]:
     """Verify `zip_path` and unpack it into `target` (replaced whole); the files, sorted.
 
-    On any refusal nothing is left behind: `target` keeps what it had before. `limits`
-    default to the run's (`limits_of_run`); `max_total_bytes` overrides the per-zip one.
+    On any refusal nothing is left behind: `target` keeps what it had before. `limits` are the
+    workflow's (`Workflow.unpack`), the defaults when not given; `max_total_bytes` overrides the
+    per-zip one.
     """
     run_dir = run_dir_of(target)
-    limits = limits or limits_of_run(run_dir)
+    limits = limits or UnpackLimits()
     if max_total_bytes is not None:
         limits = limits.model_copy(update={"zip": max_total_bytes})
     try:

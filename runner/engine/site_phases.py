@@ -266,6 +266,7 @@ async def collect(run: RunContext, site: SiteRun) -> None:
                 name,
                 results,
                 keep,
+                run.workflow.unpack,
             )
         except NoResults:
             # only a finished project owes every site a result; after a failure

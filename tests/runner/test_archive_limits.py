@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from fcapi.emulator.serve import running_site
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
+from runner.api import execute
 from runner.collect.unpack import (
     MAX_MEMBERS,
     UnpackLimits,
@@ -22,7 +24,9 @@ from runner.collect.unpack import (
     extract_result,
     parse_size,
 )
+from runner.errors import EXIT_SITES_FAILED
 from runner.plan.workflow import WorkflowError, load_workflow
+from tests.runner.federation import build
 
 MiB = 1 << 20
 
@@ -92,13 +96,21 @@ def test_the_run_bound_counts_what_earlier_zips_unpacked(tmp_path: Path) -> None
     extract_result(first, step_dir(run_dir, "alpha"), limits=limits)
 
 
-def test_the_bounds_come_from_the_workflow_the_run_keeps(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    (run_dir / "inputs").mkdir(parents=True)
-    (run_dir / "inputs" / "workflow.toml").write_text('[unpack]\nzip = "100KiB"\n')
-    zip_path = make_zip(tmp_path / "r.zip", {"a.bin": os.urandom(200 * 1024)}, zipfile.ZIP_STORED)
-    with pytest.raises(UnsafeArchive, match=r"over 102400 per zip"):
-        extract_result(zip_path, step_dir(run_dir))
+async def test_the_workflows_bounds_reach_the_collection(tmp_path: Path) -> None:
+    """A run whose workflow allows 16 bytes per zip refuses every site's result, naming it."""
+    async with running_site() as website:
+        fed = await build(tmp_path, website.url, local_sites=3)
+        text = fed.workflow_file.read_text()
+        fed.workflow_file.write_text('unpack = { zip = "16B" }\n' + text)
+        outcome = await execute(
+            fed.inventory, fed.workflow(), fed.passwords, website_url=fed.website_url
+        )
+    assert outcome.code == EXIT_SITES_FAILED
+    failures = outcome.summary["failures"]
+    assert isinstance(failures, dict)
+    for site in ("site1", "site2", "site3"):
+        assert "over 16 per zip" in failures[site], failures
+        assert not list((outcome.run_dir / "sites" / site).glob("run*/step*/*.csv"))
 
 
 def test_too_many_members_are_refused(tmp_path: Path) -> None:
