@@ -14,8 +14,8 @@ from pathlib import Path
 
 from fcapi.controller import ControllerClient
 from runner.collect.unpack import (
-    collected_entry,
     UnpackLimits,
+    collected_entry,
     extract_result,
     missing_results,
     pending_downloads,

@@ -22,13 +22,12 @@ import shutil
 import stat
 import tempfile
 import threading
-import tomllib
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from fcapi.models import ProjectRun
 from runner.engine.checkpoint import CollectedFile
