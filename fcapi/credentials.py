@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from fcapi.errors import ExitCode, FcError, MissingCredentials
+from fcapi.files import UnreadableFile, read_bounded
 
 __all__ = [
     "EnvFileError",
@@ -129,25 +130,25 @@ def read_env_file(path: Path) -> str:
     """The text of a `.env`, or `EnvFileError`: a folder, a FIFO (which would hang the read),
     a device, an unreadable, oversized or non-UTF-8 file each say so."""
     try:
-        info = path.stat()
-    except OSError as exc:
-        raise EnvFileError(f"env file {path}: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise EnvFileError(f"env file {path} is a folder, not a file of USER=PASSWORD lines")
-    if not stat.S_ISREG(info.st_mode):
-        raise EnvFileError(f"env file {path} is not a regular file (a FIFO or a device?)")
-    if info.st_size > MAX_ENV_BYTES:
-        raise EnvFileError(f"env file {path} is {info.st_size} bytes, over {MAX_ENV_BYTES}")
+        raw = read_bounded(path, MAX_ENV_BYTES)
+    except UnreadableFile as exc:
+        raise EnvFileError(f"env file {path}{_ENV_REFUSALS[exc.reason].format(e=exc)}") from None
     _check_permissions(path)
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_ENV_BYTES + 1)
-    except OSError as exc:
-        raise EnvFileError(f"env file {path}: cannot read it: {exc.strerror}") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EnvFileError(f"env file {path}: not UTF-8 text (byte {exc.start})") from None
+
+
+_ENV_REFUSALS = {
+    "missing": ": {e.detail}",
+    "stat": ": {e.detail}",
+    "read": ": cannot read it: {e.detail}",
+    "folder": " is a folder, not a file of USER=PASSWORD lines",
+    "special": " is not a regular file (a FIFO or a device?)",
+    "too_big": f" is {{e.size}} bytes, over {MAX_ENV_BYTES}",
+    "grew": f" is {{e.size}} bytes, over {MAX_ENV_BYTES}",
+}
 
 
 def scrubbed_environ(

@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 _CHUNK = 1 << 20
 
@@ -78,3 +79,47 @@ def sha256_file(path: Path) -> str:
 def is_temp_name(name: str) -> bool:
     """Whether a name is one of `write_atomic`'s (or a download's) leftovers after a crash."""
     return name.startswith(".") and name.endswith(".tmp")
+
+
+#: why `read_bounded` refused a file
+Refusal = Literal["missing", "stat", "folder", "special", "too_big", "read", "grew"]
+
+
+class UnreadableFile(Exception):
+    """Why `read_bounded` refused a file: the caller words it for its own kind of input.
+
+    `detail` is the OS's reason (for missing, stat, read); `size` the bytes seen (too_big, grew).
+    """
+
+    def __init__(self, reason: Refusal, detail: str = "", size: int = 0) -> None:
+        super().__init__(f"{reason}: {detail or size}")
+        self.reason, self.detail, self.size = reason, detail, size
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """A small input file's bytes (a workflow, an inventory, a `.env`), never a hang or a flood.
+
+    A folder, a FIFO (whose read would block) or a device (`/dev/zero` never ends) is refused
+    before it is opened, a file over `limit` bytes before it is read, and one that grew past
+    `limit` since its stat after at most `limit + 1` bytes.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise UnreadableFile("missing", exc.strerror or "") from None
+    except OSError as exc:
+        raise UnreadableFile("stat", exc.strerror or str(exc)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UnreadableFile("folder")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnreadableFile("special")
+    if info.st_size > limit:
+        raise UnreadableFile("too_big", size=info.st_size)
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise UnreadableFile("read", exc.strerror or str(exc)) from None
+    if len(raw) > limit:
+        raise UnreadableFile("grew", size=len(raw))
+    return raw

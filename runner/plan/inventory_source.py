@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import stat
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -22,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fcapi.credentials import scrubbed_environ
+from fcapi.files import UnreadableFile, read_bounded
 from fedinfra.inventory import Inventory
 from fedinfra.problems import Problem, one_line
 from runner.errors import BadInput
@@ -150,25 +150,28 @@ def _decode(value: Any, where: str) -> Any:
 def read_inventory_file(path: Path) -> Any:
     """The file's JSON; a FIFO, a device or a huge file is refused before it is read."""
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise InventorySourceError(f"{path}: cannot read the inventory: {what}")
-        if info.st_size > MAX_INVENTORY_BYTES:
-            raise InventorySourceError(
-                f"{path}: {info.st_size} bytes, over {MAX_INVENTORY_BYTES} for an inventory"
-            )
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InventorySourceError(f"{path}: inventory file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise InventorySourceError(f"{path}: cannot read the inventory: {reason}") from None
+        text = read_bounded(path, MAX_INVENTORY_BYTES).decode("utf-8")
+    except UnreadableFile as exc:
+        what = _INVENTORY_REFUSALS[exc.reason].format(e=exc)
+        raise InventorySourceError(f"{path}: {what}") from None
+    except UnicodeDecodeError:
+        raise InventorySourceError(f"{path}: cannot read the inventory: not UTF-8 text") from None
     data = _decode(text, str(path))
     # a saved `pulumi stack output --json` (every output) holds the inventory under its name
     if isinstance(data, dict) and OUTPUT_NAME in data and "sites" not in data:
         data = _decode(data[OUTPUT_NAME], str(path))
     return data
+
+
+_INVENTORY_REFUSALS = {
+    "missing": "inventory file not found",
+    "stat": "cannot read the inventory: {e.detail}",
+    "read": "cannot read the inventory: {e.detail}",
+    "folder": "cannot read the inventory: a folder",
+    "special": "cannot read the inventory: not a regular file",
+    "too_big": f"{{e.size}} bytes, over {MAX_INVENTORY_BYTES} for an inventory",
+    "grew": f"{{e.size}} bytes, over {MAX_INVENTORY_BYTES} for an inventory",
+}
 
 
 def parse_inventory(data: Any, where: str) -> Inventory:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -45,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from fcapi.files import UnreadableFile, read_bounded
 from fedinfra.inventory import Inventory, check_site_name
 from fedinfra.problems import first_problem, one_line
 from runner.collect.unpack import UnpackLimits
@@ -305,30 +305,22 @@ def read_spec(path: Path) -> WorkflowSpec:
 
 
 def read_workflow_bytes(path: Path) -> bytes:
-    """The file's bytes; a FIFO or a device is refused before it is opened (a FIFO would
-    block, /dev/zero never end), and a file over `MAX_WORKFLOW_BYTES` before it is read."""
+    """The file's bytes (`fcapi.files.read_bounded`), each refusal worded for a workflow."""
     try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise WorkflowError(f"{path}: workflow file not found") from None
-    except OSError as exc:
-        raise WorkflowError(f"{path}: cannot read the workflow file: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise WorkflowError(f"{path}: is a folder, not a workflow file")
-    if not stat.S_ISREG(info.st_mode):
-        raise WorkflowError(f"{path}: not a regular file (a FIFO or a device?)")
-    if info.st_size > MAX_WORKFLOW_BYTES:
-        raise WorkflowError(
-            f"{path}: {info.st_size} bytes, over {MAX_WORKFLOW_BYTES} for a workflow file"
-        )
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_WORKFLOW_BYTES + 1)
-    except OSError as exc:
-        raise WorkflowError(f"{path}: cannot read the workflow file: {exc.strerror}") from None
-    if len(raw) > MAX_WORKFLOW_BYTES:  # grew since the stat
-        raise WorkflowError(f"{path}: over {MAX_WORKFLOW_BYTES} bytes for a workflow file")
-    return raw
+        return read_bounded(path, MAX_WORKFLOW_BYTES)
+    except UnreadableFile as exc:
+        raise WorkflowError(f"{path}: {_WORKFLOW_REFUSALS[exc.reason].format(e=exc)}") from None
+
+
+_WORKFLOW_REFUSALS = {
+    "missing": "workflow file not found",
+    "stat": "cannot read the workflow file: {e.detail}",
+    "read": "cannot read the workflow file: {e.detail}",
+    "folder": "is a folder, not a workflow file",
+    "special": "not a regular file (a FIFO or a device?)",
+    "too_big": f"{{e.size}} bytes, over {MAX_WORKFLOW_BYTES} for a workflow file",
+    "grew": f"over {MAX_WORKFLOW_BYTES} bytes for a workflow file",
+}
 
 
 def _local_file(source: Path, site: str, field: str, ref: FileRef) -> LocalFile:
