@@ -65,7 +65,7 @@ async def execute(
         keep_project_running=keep_project_running,
         rate=rate,
     )
-    pool = WebsitePool(website_url, passwords, rate=options.rate, burst=options.burst)
+    pool = options.website_pool(passwords)
     try:
         return await _execute(inventory, workflow, pool, options, resume, json_output)
     finally:

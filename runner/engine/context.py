@@ -51,6 +51,10 @@ class RunOptions:
     rate: float = 3.0
     burst: int = 3
 
+    def website_pool(self, passwords: dict[str, SecretStr]) -> WebsitePool:
+        """The run's one pool of website clients: one login and one rate bucket per user."""
+        return WebsitePool(self.website_url, passwords, rate=self.rate, burst=self.burst)
+
 
 @dataclass
 class SiteRun:
@@ -88,9 +92,7 @@ class RunContext:
         self.pool = (
             credentials
             if isinstance(credentials, WebsitePool)
-            else WebsitePool(
-                options.website_url, credentials, rate=options.rate, burst=options.burst
-            )
+            else options.website_pool(credentials)
         )
         self.sites = {s.name: SiteRun(entry=s) for s in inventory.sites}
         self.coordinator = self.sites[inventory.coordinator.name]
