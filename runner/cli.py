@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from fcapi import DEFAULT_WEBSITE_URL
 from fcapi.errors import one_line
 from runner.api import Outcome, execute
+from runner.commands import command
 from runner.demo import DEFAULT_OUTDIR, engine_app_dir, run_demo
 from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerError
 from runner.plan.credentials import passwords_for_run
@@ -195,6 +196,10 @@ def _one_line_warning(message: Warning | str, *_: Any, **__: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_warning
+    words = list(sys.argv[1:] if argv is None else argv)
+    sub = command(words[0]) if words else None
+    if sub is not None:
+        return sub(words[1:])
     try:
         args = build_parser().parse_args(argv)
     except BadInput as exc:
