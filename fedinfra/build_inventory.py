@@ -21,6 +21,17 @@ from fedinfra.inventory import (
 
 
 @dataclass(frozen=True)
+class JumpFacts:
+    """The host a site is reached through (one hop), its key pinned, its login key a file."""
+
+    address: str
+    port: int
+    user: str
+    host_key: str
+    private_key_file: str
+
+
+@dataclass(frozen=True)
 class HostFacts:
     """What the stack knows about one site's host once it is up."""
 
@@ -35,6 +46,19 @@ class HostFacts:
     #: the key text (machines the stack made) or a file on the runner's machine (BYO hosts)
     private_key: str | None = None
     private_key_file: str | None = None
+    jump: JumpFacts | None = None
+
+
+def _jump_access(jump: JumpFacts | None) -> SshAccess | None:
+    if jump is None:
+        return None
+    return SshAccess(
+        address=jump.address,
+        port=jump.port,
+        user=jump.user,
+        private_key_file=jump.private_key_file,
+        host_keys=[jump.host_key.strip()],
+    )
 
 
 def controller_for(workdir: str, *, name: str, port: int) -> ControllerSpec:
@@ -69,6 +93,7 @@ def build_inventory(
                 private_key=SecretStr(h.private_key) if h.private_key is not None else None,
                 private_key_file=h.private_key_file,
                 host_keys=[k.strip() for k in h.host_keys],
+                jump=_jump_access(h.jump),
             ),
             workdir=h.workdir,
             controller=controller_for(h.workdir, name=controller_name, port=controller_port),
@@ -100,7 +125,20 @@ def public_view(inventory: Inventory) -> list[dict[str, object]]:
             "port": s.ssh.port if s.ssh else None,
             "user": s.ssh.user if s.ssh else None,
             "host_keys": list(s.ssh.host_keys) if s.ssh else [],
+            "jump": _jump_view(s.ssh.jump if s.ssh else None),
             "workdir": s.workdir,
         }
         for s in inventory.sites
     ]
+
+
+def _jump_view(jump: SshAccess | None) -> dict[str, object] | None:
+    """The jump as the public view shows it: where, who, which key is pinned (no key file)."""
+    if jump is None:
+        return None
+    return {
+        "address": jump.address,
+        "port": jump.port,
+        "user": jump.user,
+        "host_keys": list(jump.host_keys),
+    }

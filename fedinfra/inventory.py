@@ -80,11 +80,19 @@ class SshAccess(Strict):
     private_key_file: str | None = None
     #: OpenSSH public host keys, `"ssh-ed25519 AAAA..."`, at least one
     host_keys: list[str] = Field(min_length=1)
+    #: a host to tunnel through (one hop), its own host keys pinned; None: dial directly
+    jump: SshAccess | None = None
 
     @model_validator(mode="after")
     def _one_key_source(self) -> SshAccess:
         if (self.private_key is None) == (self.private_key_file is None):
             raise ValueError("give exactly one of private_key and private_key_file")
+        return self
+
+    @model_validator(mode="after")
+    def _one_hop(self) -> SshAccess:
+        if self.jump is not None and self.jump.jump is not None:
+            raise ValueError("a jump host must be dialled directly: one hop only")
         return self
 
     @field_validator("host_keys")
@@ -95,6 +103,9 @@ class SshAccess(Strict):
             if len(parts) < 2 or not (parts[0].startswith("ssh-") or parts[0].startswith("ecdsa-")):
                 raise ValueError(f"not an OpenSSH public host key: {key[:40]!r}")
         return keys
+
+
+SshAccess.model_rebuild()
 
 
 class ControllerSpec(Strict):

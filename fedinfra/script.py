@@ -79,28 +79,45 @@ def readiness_command(*, cloud_init: bool) -> str:
 
 
 def cleanup_command(*, workdir: str, stop_command: str, controller_name: str) -> str:
-    """What `pulumi destroy` runs on a bring-your-own host.
+    """What `pulumi destroy` runs on a bring-your-own host, as one `set -eu` script.
 
     Stops fedstack's own controller (by its name) and removes fedstack's working directory,
     nothing else: never other containers, images or volumes of a host fedstack does not own.
-    Refuses to remove `/`, the login user's home or a path with fewer than two components.
+    Provisioning made the workdir with sudo under a root-owned parent, and the controller's
+    container wrote root's files into it, so removal goes through `sudo -n` unless the login is
+    root. Any step that cannot do its job ends the script with a non-zero exit and a line on
+    stderr, so `pulumi destroy` fails instead of reporting a host it did not clean. Refuses to
+    remove `/`, the login user's home or a path with fewer than two components.
     """
     if not workdir.startswith("/") or workdir.rstrip("/").count("/") < 2 or "\n" in workdir:
         raise ValueError(f"refusing a cleanup of workdir {workdir!r}: not a dedicated directory")
     if not _CONTAINER_NAME.match(controller_name):
         raise ValueError(f"not a container name: {controller_name!r}")
-    w = shlex.quote(workdir.rstrip("/"))
     name = controller_name
-    return "; ".join(
+    return "\n".join(
         [
+            "set -eu",
+            f"w={shlex.quote(workdir.rstrip('/'))}",
+            'fail() { echo "fedstack-cleanup: ERROR: $*" >&2; exit 1; }',
+            'root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }',
+            # the CLI may be gone or the controller already stopped: the container check follows
             f"({stop_command}) >/dev/null 2>&1 || true",
-            "if command -v docker >/dev/null 2>&1; then "
-            f"id=$(docker ps -aq --filter name=^/{controller_name}$ 2>/dev/null || true); "
-            f'if [ -n "$id" ]; then docker rm -f {name} >/dev/null 2>&1 || true; fi; fi',
-            f'if [ {w} != "$HOME" ] && [ -d {w} ]; then rm -rf -- {w}; fi',
-            'if [ "$(readlink /usr/local/bin/featurecloud 2>/dev/null)" = '
-            f"{shlex.quote(workdir.rstrip('/') + '/venv/bin/featurecloud')} ]; then "
-            "sudo -n rm -f /usr/local/bin/featurecloud 2>/dev/null || true; fi",
-            f"echo fedstack-cleanup: removed {w}",
+            "if command -v docker >/dev/null 2>&1; then",
+            f"  ids=$(docker ps -aq --filter name=^/{name}$ 2>/dev/null"
+            f" || root docker ps -aq --filter name=^/{name}$ 2>/dev/null || true)",
+            '  if [ -n "$ids" ]; then',
+            f"    docker rm -f {name} >/dev/null 2>&1 || root docker rm -f {name} >/dev/null"
+            f' || fail "cannot remove container {name}"',
+            "  fi",
+            "fi",
+            '[ "$w" != "${HOME:-}" ] || fail "refusing to remove the home directory $w"',
+            'if [ -e "$w" ]; then root rm -rf -- "$w" || fail "cannot remove $w"; fi',
+            '[ ! -e "$w" ] || fail "cannot remove $w"',
+            'if [ "$(readlink /usr/local/bin/featurecloud 2>/dev/null || true)" = '
+            '"$w/venv/bin/featurecloud" ]; then',
+            "  root rm -f /usr/local/bin/featurecloud"
+            ' || fail "cannot remove /usr/local/bin/featurecloud"',
+            "fi",
+            'echo "fedstack-cleanup: removed $w"',
         ]
     )

@@ -28,6 +28,7 @@ from fedinfra.spec import FederationSpec, SpecError, check_workdir, parse_spec
 PROJECT = "fedstack"
 
 _DURATION = re.compile(r"^[1-9][0-9]*(s|m|h)$")
+_AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class Key:
 
     default: Any
     description: str
-    kind: str = "string"  # string | integer | boolean | object (JSON) | secret
+    #: the type Pulumi.yaml declares: string | integer | boolean | array | object (the last two
+    #: arrive as JSON)
+    kind: str = "string"
     secret: bool = False
 
 
@@ -49,14 +52,14 @@ CONFIG_KEYS: dict[str, Key] = {
         "The federation: a list of sites, each {name, fc_user, coordinator, and one of "
         + ", ".join(f"{name}: {b.summary}" for name, b in BACKENDS.items())
         + "}. Required.",
-        kind="object",
+        kind="array",
     ),
     "hypervisors": Key(
         [{"name": "local", "uri": "qemu:///system"}],
         "libvirt hosts: a list of {name, uri (qemu:///system or qemu+ssh://user@host/system), "
         "pool (default 'default'), network_cidr (default 10.77.0.0/24), image (default Ubuntu "
-        "24.04 cloud image URL)}. One explicit provider per hypervisor.",
-        kind="object",
+        "24.04 cloud image URL), host_key (qemu+ssh only)}. One explicit provider per hypervisor.",
+        kind="array",
     ),
     "workdir": Key(
         "/srv/fedstack",
@@ -80,6 +83,12 @@ CONFIG_KEYS: dict[str, Key] = {
     "awsRegion": Key(
         "eu-central-1", "AWS region of the explicit aws provider (aws:region is not read)."
     ),
+    "awsAmi": Key(
+        "",
+        "AMI of the AWS instances; empty = the newest Ubuntu 24.04 AMI at the time each instance "
+        "is made, kept for that instance's life. Set an AMI id to move every instance to it on "
+        "purpose (the next `pulumi up` replaces them).",
+    ),
     "sshAllowedCidr": Key(
         "",
         "The only source CIDR allowed to reach AWS instances by SSH, e.g. 198.51.100.7/32. "
@@ -97,16 +106,15 @@ CONFIG_KEYS: dict[str, Key] = {
         "relative to the project folder. Read by the runner only.",
     ),
     "fcPasswords": Key(
-        None,
+        {},
         "Secret: FeatureCloud passwords by user (e-mail); set with "
         "`pulumi config set --secret --path 'fcPasswords[\"a@b.org\"]'`. Exported only as secrets.",
-        kind="secret",
+        kind="object",
         secret=True,
     ),
     "pipIndexUrl": Key(
-        None,
+        "",
         "Secret, optional: a package index for pip on the hosts (may hold a token); sent on stdin.",
-        kind="secret",
         secret=True,
     ),
 }
@@ -127,6 +135,7 @@ class StackSettings(BaseModel):
     provision_timeout: str
     aws_region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
     ssh_allowed_cidr: str | None
+    aws_ami: str | None = None
     controller_name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
     controller_port: int = Field(ge=1, le=65535)
     #: the runner's default workflow file; the program itself does not use it
@@ -153,8 +162,23 @@ class StackSettings(BaseModel):
             net = ipaddress.ip_network(value, strict=True)
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a CIDR: {exc}") from None
+        if net.version == 6:
+            # the instances have public IPv4 addresses only: SSH to them comes from IPv4
+            raise ValueError(
+                f"{value!r} is IPv6, but the instances are reached on their public IPv4 "
+                "address; give your IPv4 address, e.g. $(curl -4 -s https://checkip.amazonaws.com)/32"
+            )
         if net.prefixlen == 0:
             raise ValueError("must not admit the whole internet (0.0.0.0/0); give your own /32")
+        return value
+
+    @field_validator("aws_ami")
+    @classmethod
+    def _ami(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # "" = unset: the newest Ubuntu 24.04 AMI when an instance is made
+        if not _AMI.match(value):
+            raise ValueError(f"{value!r} is not an AMI id like 'ami-0123456789abcdef0'")
         return value
 
     def workdir_of(self, site_name: str) -> str:
@@ -176,7 +200,7 @@ def _value(key: str, raw: str | None) -> Any:
     spec = CONFIG_KEYS[key]
     if raw is None:
         return spec.default
-    if spec.kind == "object":
+    if spec.kind in ("array", "object"):
         try:
             return json.loads(raw)
         except json.JSONDecodeError as exc:
@@ -216,7 +240,7 @@ def load_settings(values: Mapping[str, str]) -> StackSettings:
     plain = {
         _snake(k): _value(k, ours.get(k))
         for k, key in CONFIG_KEYS.items()
-        if key.kind != "object" and not key.secret
+        if key.kind not in ("array", "object") and not key.secret
     }
     try:
         settings = StackSettings(spec=spec, **plain)

@@ -30,27 +30,43 @@ def _plain_config() -> dict[str, str]:
     }
 
 
+def _read_key(path_text: str, where: str) -> tuple[pulumi.Output[str], str]:
+    """A private key file the config names, read now so a missing one is one clear line:
+    its text (secret) and resolved path."""
+    path = Path(os.path.expanduser(path_text))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{where}: cannot read {path}: {exc.strerror}") from None
+    if "PRIVATE KEY" not in text:
+        raise SpecError(f"{where}: {path} holds no private key")
+    return pulumi.Output.secret(text), str(path.resolve())
+
+
 def _read_key_files(
     settings: StackSettings,
 ) -> tuple[dict[str, pulumi.Output[str]], dict[str, str]]:
-    """Private key files the sites name (bring-your-own hosts), read now so that a missing
-    file is one clear line: texts (secret) and resolved paths, by site."""
+    """Private key files the sites name (bring-your-own hosts): texts and paths, by site."""
     texts: dict[str, pulumi.Output[str]] = {}
     paths: dict[str, str] = {}
     for site in settings.spec.sites:
         key_file = BACKENDS[site.backend].key_file(site.placement)
-        if key_file is None:
-            continue
-        path = Path(os.path.expanduser(key_file))
-        where = f"site {site.name!r}: {site.backend}.key_file"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SpecError(f"{where}: cannot read {path}: {exc.strerror}") from None
-        if "PRIVATE KEY" not in text:
-            raise SpecError(f"{where}: {path} holds no private key")
-        texts[site.name] = pulumi.Output.secret(text)
-        paths[site.name] = str(path.resolve())
+        if key_file is not None:
+            where = f"site {site.name!r}: {site.backend}.key_file"
+            texts[site.name], paths[site.name] = _read_key(key_file, where)
+    return texts, paths
+
+
+def _read_jump_keys(
+    settings: StackSettings,
+) -> tuple[dict[str, pulumi.Output[str]], dict[str, str]]:
+    """Private key files of the jump hosts: texts and paths, by the file as the config names it."""
+    texts: dict[str, pulumi.Output[str]] = {}
+    paths: dict[str, str] = {}
+    for backend in BACKENDS.values():
+        for where, jump in backend.jumps(settings):
+            if jump.key_file not in texts:
+                texts[jump.key_file], paths[jump.key_file] = _read_key(jump.key_file, where)
     return texts, paths
 
 
@@ -60,6 +76,7 @@ def build(stack: str | None = None) -> Federation:
     try:
         settings = load_settings(_plain_config())
         key_texts, key_paths = _read_key_files(settings)
+        jump_texts, jump_paths = _read_jump_keys(settings)
     except SpecError as exc:
         raise pulumi.RunError(str(exc)) from None
     cfg = pulumi.Config(PROJECT)
@@ -69,6 +86,8 @@ def build(stack: str | None = None) -> Federation:
         pip_index_url=cfg.get_secret("pipIndexUrl"),
         key_texts=key_texts,
         key_files=key_paths,
+        jump_keys=jump_texts,
+        jump_key_files=jump_paths,
     )
     return Federation(stack, settings, secrets, stack=stack)
 

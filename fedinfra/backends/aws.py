@@ -1,7 +1,15 @@
 """AWS: EC2 instances (`aws:` sites) in the region of `fedstack:awsRegion`.
 
-One AwsEnvironment (AMI lookup, key pair, SSH-only security group) on one explicit provider,
-and one AwsSite per instance (host key, instance, provisioner).
+One AwsEnvironment (AMI, key pair, SSH-only security group) on one explicit provider, and one
+AwsSite per instance (host key, instance, provisioner).
+
+The AMI is `fedstack:awsAmi` when set (changing it replaces the instances, on purpose), else the
+newest Ubuntu 24.04 AMI, looked up at every `up` but ignored on existing instances
+(`ignore_changes`): the provider replaces an instance whose `ami` changes, so each new image
+from Canonical would otherwise replace every instance. The group's description (which the
+provider cannot change in place) names no CIDR, so a new `sshAllowedCidr` changes only the rule.
+The provider removes a new group's default outbound rule; the instances and their provisioning
+wait for fedstack's own egress rule, or they would boot without package mirrors.
 
 SSH is admitted from one CIDR the user must set (no 0.0.0.0/0 default). Rules are separate
 `vpc.SecurityGroup*Rule` resources, as the provider recommends over inline rules. A changed
@@ -66,8 +74,11 @@ class AwsEnvironment(pulumi.ComponentResource):
     """
 
     ami_id: pulumi.Output[str]
+    #: True: the AMI is the stack's `awsAmi`, to be followed; False: kept per instance
+    ami_pinned: bool
     key_pair: aws.ec2.KeyPair
     security_group: aws.ec2.SecurityGroup
+    egress: aws.vpc.SecurityGroupEgressRule
 
     def __init__(
         self,
@@ -78,6 +89,7 @@ class AwsEnvironment(pulumi.ComponentResource):
         login_public_key: pulumi.Input[str],
         ssh_allowed_cidr: str,
         subnet: str | None,
+        ami: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(ENVIRONMENT_TYPE, name, None, opts)
@@ -85,15 +97,8 @@ class AwsEnvironment(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(provider=provider, parent=self)
         tags = {"fedstack:stack": stack}
 
-        self.ami_id = aws.ec2.get_ami_output(
-            most_recent=True,
-            owners=[CANONICAL],
-            filters=[
-                aws.ec2.GetAmiFilterArgs(name="name", values=[UBUNTU_2404_AMI_NAME]),
-                aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"]),
-            ],
-            opts=invoke,
-        ).id
+        self.ami_pinned = ami is not None
+        self.ami_id = pulumi.Output.from_input(ami) if ami is not None else _newest_ubuntu(invoke)
         # the group must live in the VPC of the sites' subnet (or the default VPC)
         if subnet is not None:
             vpc_id = aws.ec2.get_subnet_output(id=subnet, opts=invoke).vpc_id
@@ -109,15 +114,16 @@ class AwsEnvironment(pulumi.ComponentResource):
         )
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-ssh",
-            description=f"fedstack {stack}: SSH from {ssh_allowed_cidr} only",
+            # fixed text: the provider replaces a group whose description changes
+            description=f"fedstack {stack}: SSH from the stack's sshAllowedCidr only",
             vpc_id=vpc_id,
             tags=tags,
             opts=child,
         )
-        self._rules(name, ssh_allowed_cidr)
+        self.egress = self._rules(name, ssh_allowed_cidr)
         self.register_outputs({"ami_id": self.ami_id, "security_group": self.security_group.id})
 
-    def _rules(self, name: str, ssh_allowed_cidr: str) -> None:
+    def _rules(self, name: str, ssh_allowed_cidr: str) -> aws.vpc.SecurityGroupEgressRule:
         """SSH in from the one CIDR; everything out (packages, images, featurecloud.ai)."""
         in_sg = pulumi.ResourceOptions(parent=self.security_group)
         aws.vpc.SecurityGroupIngressRule(
@@ -130,7 +136,7 @@ class AwsEnvironment(pulumi.ComponentResource):
             description="SSH for pulumi and the fedstack runner",
             opts=in_sg,
         )
-        aws.vpc.SecurityGroupEgressRule(
+        return aws.vpc.SecurityGroupEgressRule(
             f"{name}-all-out",
             security_group_id=self.security_group.id,
             ip_protocol="-1",
@@ -138,6 +144,19 @@ class AwsEnvironment(pulumi.ComponentResource):
             description="outbound: packages, container images, featurecloud.ai",
             opts=in_sg,
         )
+
+
+def _newest_ubuntu(invoke: pulumi.InvokeOutputOptions) -> pulumi.Output[str]:
+    """The newest Ubuntu 24.04 AMI from Canonical in the provider's region."""
+    return aws.ec2.get_ami_output(
+        most_recent=True,
+        owners=[CANONICAL],
+        filters=[
+            aws.ec2.GetAmiFilterArgs(name="name", values=[UBUNTU_2404_AMI_NAME]),
+            aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"]),
+        ],
+        opts=invoke,
+    ).id
 
 
 class AwsSite(pulumi.ComponentResource):
@@ -172,6 +191,7 @@ class AwsSite(pulumi.ComponentResource):
                 user=login_user,
                 private_key=login_private_key,
                 host_key=self.host_public_key,
+                after=(environment.egress,),
             ),
             plan,
             opts=child,
@@ -212,7 +232,11 @@ class AwsSite(pulumi.ComponentResource):
             ),
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(http_tokens="required"),
             tags={"Name": f"fedstack-{stack}-{name}", "fedstack:stack": stack},
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[environment.egress],
+                ignore_changes=[] if environment.ami_pinned else ["ami"],
+            ),
         )
 
 
@@ -227,6 +251,9 @@ class AwsStack(Protocol):
 
     @property
     def ssh_allowed_cidr(self) -> str | None: ...
+
+    @property
+    def aws_ami(self) -> str | None: ...
 
 
 class AwsBackend(Backend[AwsPlacement]):
@@ -259,6 +286,7 @@ class AwsBackend(Backend[AwsPlacement]):
             login_public_key=key.public_key,
             ssh_allowed_cidr=settings.ssh_allowed_cidr,
             subnet=sites[0].placement.subnet,
+            ami=settings.aws_ami,
             opts=in_aws,
         )
         hosts: list[Host] = []

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 import pulumi
@@ -27,6 +27,7 @@ import pulumi_tls as tls
 from pydantic import BaseModel, ConfigDict
 
 from fedinfra.components.provisioner import ProvisionPlan
+from fedinfra.jumps import Jump
 
 
 class Placement(BaseModel):
@@ -63,6 +64,10 @@ class Deployment:
     #: private keys read from files the stack config names, by site: text (secret) and path
     key_texts: Mapping[str, pulumi.Output[str]]
     key_files: Mapping[str, str]
+    #: private keys of the jump hosts (`Backend.jumps`), by `Jump.key_file` as the config
+    #: writes it: text (secret) and the resolved path the inventory names
+    jump_keys: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    jump_key_files: Mapping[str, str] = field(default_factory=dict)
 
     def providers(self, *own: pulumi.ProviderResource) -> pulumi.ResourceOptions:
         """Options for a backend's top components: under the Federation, on explicit providers."""
@@ -96,6 +101,8 @@ class Host:
     #: the private key text (machines the stack made) or a file on the runner's machine
     private_key: pulumi.Output[str] | None = None
     private_key_file: str | None = None
+    #: the host to tunnel through to reach this one (one hop), or None: dialled directly
+    jump: Jump | None = None
 
 
 class Backend(ABC, Generic[P]):
@@ -122,6 +129,12 @@ class Backend(ABC, Generic[P]):
         """A private key file the site's placement names; `fedinfra.stack` reads it at the
         edge (a missing file is one line) into `Deployment.key_texts` and `key_files`."""
         return None
+
+    def jumps(self, settings: Any) -> list[tuple[str, Jump]]:
+        """The jump hosts this backend's sites go through, each with where the config names
+        it (`hypervisor 'hv1': uri keyfile`), so `fedinfra.stack` reads their key files at the
+        edge into `Deployment.jump_keys` and `jump_key_files`."""
+        return []
 
     @abstractmethod
     def declare(self, deploy: Deployment, sites: Sequence[Placed[P]]) -> list[Host]:

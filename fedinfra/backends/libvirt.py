@@ -21,12 +21,14 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_libvirt as libvirt
 import pulumi_tls as tls
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fedinfra.backends.base import Backend, Deployment, Host, Placed, Placement
 from fedinfra.cloudinit import render_meta_data, render_user_data
 from fedinfra.components.provisioner import HostAccess, Provisioner, ProvisionPlan
+from fedinfra.hostkeys import check_host_key
 from fedinfra.inventory import check_site_name
+from fedinfra.jumps import Jump, hypervisor_jump, ssh_uri_parts
 
 HYPERVISOR_TYPE = "fedstack:libvirt:Hypervisor"
 SITE_TYPE = "fedstack:libvirt:Site"
@@ -37,6 +39,24 @@ UBUNTU_2404_IMAGE = "https://cloud-images.ubuntu.com/noble/current/noble-server-
 #: a VM's create includes the wait for its DHCP lease (default 5 min is tight on slow hosts)
 DOMAIN_CREATE_TIMEOUT = "10m"
 GIB = 1024**3
+
+#: The provider gives every domain a SPICE display unless told otherwise, and its schema knows
+#: only spice or vnc; QEMU builds without SPICE (the RHEL 9 family) refuse such a domain. This
+#: XSLT removes every display (and SPICE's helper devices) from the domain XML the provider
+#: writes: the VMs are reached by SSH, with the serial console for a human at the hypervisor.
+NO_GRAPHICS_XSLT = """<?xml version="1.0"?>
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+  <xsl:output method="xml" indent="yes"/>
+  <xsl:template match="@*|node()">
+    <xsl:copy><xsl:apply-templates select="@*|node()"/></xsl:copy>
+  </xsl:template>
+  <xsl:template match="/domain/devices/graphics"/>
+  <xsl:template match="/domain/devices/video"/>
+  <xsl:template match="/domain/devices/audio"/>
+  <xsl:template match="/domain/devices/channel[@type='spicevmc']"/>
+  <xsl:template match="/domain/devices/redirdev[@type='spicevmc']"/>
+</xsl:stylesheet>
+"""
 
 _HYPERVISOR_URI = re.compile(r"^qemu(\+ssh|\+tcp|\+tls)?://[^\s]*/system(\?[^\s]*)?$")
 
@@ -65,6 +85,8 @@ class Hypervisor(BaseModel):
     network_cidr: str = "10.77.0.0/24"
     #: cloud image (URL or a path on the machine running pulumi), uploaded once per hypervisor
     image: str = UBUNTU_2404_IMAGE
+    #: qemu+ssh:// only (required there): the hypervisor's SSH host key, pinned on the jump
+    host_key: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -79,9 +101,46 @@ class Hypervisor(BaseModel):
                 f"{value!r} is not a libvirt system URI like qemu:///system or "
                 "qemu+ssh://user@host/system"
             )
-        if "+ssh://" in value and "@" not in value.split("//", 1)[1].split("/", 1)[0]:
+        if "+ssh://" not in value:
+            return value
+        user, _host, port, keyfile = ssh_uri_parts(value)
+        if not user:
             raise ValueError("qemu+ssh URIs must name the user (user@host)")
+        if port is not None:
+            # the provider's SSH transport joins its own :22 to a given port (fixed after 0.8.1)
+            raise ValueError(
+                f"must not give a port (:{port}): the libvirt provider 0.5.4 cannot dial one; "
+                "reach the hypervisor's sshd on port 22 by its real address"
+            )
+        if keyfile is None or not keyfile.startswith("/"):
+            raise ValueError(
+                "qemu+ssh URIs must give keyfile=/absolute/path/to/private_key (the provider "
+                "reads no ~/.ssh/config, and the jump to the VMs logs in with that key)"
+            )
         return value
+
+    @field_validator("host_key")
+    @classmethod
+    def _host_key(cls, value: str | None) -> str | None:
+        return None if value is None else check_host_key(value)
+
+    @model_validator(mode="after")
+    def _ssh_needs_host_key(self) -> Hypervisor:
+        remote = "+ssh://" in self.uri
+        if remote and self.host_key is None:
+            raise ValueError(
+                "a qemu+ssh hypervisor needs host_key (`ssh-keyscan -t ed25519 HOST`): it is "
+                "pinned for the jump to its VMs"
+            )
+        if not remote and self.host_key is not None:
+            raise ValueError("host_key is only for qemu+ssh hypervisors")
+        return self
+
+    def jump(self) -> Jump | None:
+        """The jump to this hypervisor's VMs (itself), or None for the local one."""
+        if self.host_key is None:
+            return None
+        return hypervisor_jump(self.uri, self.host_key)
 
     @field_validator("network_cidr")
     @classmethod
@@ -163,6 +222,7 @@ class LibvirtSite(pulumi.ComponentResource):
         hypervisor: LibvirtHypervisor,
         login: VmLogin,
         plan: ProvisionPlan,
+        jump_private_key: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(SITE_TYPE, name, None, opts)
@@ -181,6 +241,8 @@ class LibvirtSite(pulumi.ComponentResource):
                 user=login.user,
                 private_key=login.private_key,
                 host_key=self.host_public_key,
+                jump=hypervisor.hypervisor.jump(),
+                jump_private_key=jump_private_key,
             ),
             plan,
             opts=pulumi.ResourceOptions(parent=self),
@@ -253,8 +315,9 @@ class LibvirtSite(pulumi.ComponentResource):
                     network_id=hypervisor.network.id, hostname=name, wait_for_lease=True
                 )
             ],
-            # Ubuntu cloud images expect a serial console
+            # Ubuntu cloud images expect a serial console; it is also the only console
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
+            xml=libvirt.DomainXmlArgs(xslt=NO_GRAPHICS_XSLT),
             # the lease file is the address source: the guest agent path is broken in 0.8.1
             qemu_agent=False,
             opts=pulumi.ResourceOptions.merge(
@@ -291,12 +354,26 @@ class LibvirtStack(Protocol):
     def spec(self) -> _Hypervisors: ...
 
 
+def _jump_key(deploy: Deployment, hv: Hypervisor) -> pulumi.Output[str] | None:
+    jump = hv.jump()
+    return None if jump is None else deploy.jump_keys[jump.key_file]
+
+
 class LibvirtBackend(Backend[LibvirtPlacement]):
     """One explicit provider, network and base image per hypervisor that carries sites."""
 
     name = "libvirt"
     placement = LibvirtPlacement
     summary = "{hypervisor, memory (MiB), vcpus, disk (GiB)}"
+
+    def jumps(self, settings: LibvirtStack) -> list[tuple[str, Jump]]:
+        """A remote hypervisor is the jump to its VMs, which sit on its NAT network."""
+        found = []
+        for hv in settings.spec.used_hypervisors():
+            jump = hv.jump()
+            if jump is not None:
+                found.append((f"hypervisor {hv.name!r}: uri keyfile", jump))
+        return found
 
     def declare(self, deploy: Deployment, sites: Sequence[Placed[LibvirtPlacement]]) -> list[Host]:
         settings: LibvirtStack = deploy.settings
@@ -321,6 +398,7 @@ class LibvirtBackend(Backend[LibvirtPlacement]):
                     hypervisor=hypervisor,
                     login=login,
                     plan=site.plan,
+                    jump_private_key=_jump_key(deploy, hv),
                     opts=on_hv,
                 )
                 hosts.append(
@@ -331,6 +409,7 @@ class LibvirtBackend(Backend[LibvirtPlacement]):
                         port=22,
                         user=settings.vm_user,
                         private_key=key.private_key,
+                        jump=hv.jump(),
                     )
                 )
         return hosts

@@ -16,10 +16,10 @@ from pydantic import Field, field_validator
 
 from fedinfra.backends.base import Backend, Deployment, Host, Placed, Placement
 from fedinfra.components.provisioner import HostAccess, Provisioner, ProvisionPlan
+from fedinfra.hostkeys import check_host_key
 
 SITE_TYPE = "fedstack:ssh:Site"
 
-_HOST_KEY = re.compile(r"^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
 _UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
@@ -32,6 +32,7 @@ class SshPlacement(Placement):
     #: the private key fedstack logs in with, a file on the machine running pulumi and the runner
     key_file: str = Field(min_length=1)
     #: the host's public key as in known_hosts without the host name: "ssh-ed25519 AAAA..."
+    #: (ed25519 or ECDSA: see fedinfra.hostkeys for why not ssh-rsa)
     host_key: str
     #: False: the administrator forbids changes; fedstack only checks the host
     provision: bool = True
@@ -39,9 +40,7 @@ class SshPlacement(Placement):
     @field_validator("host_key")
     @classmethod
     def _host_key(cls, value: str) -> str:
-        if not _HOST_KEY.match(value.strip()):
-            raise ValueError("must be an OpenSSH public key like 'ssh-ed25519 AAAA...'")
-        return value.strip()
+        return check_host_key(value)
 
     @field_validator("user")
     @classmethod

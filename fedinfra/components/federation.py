@@ -9,7 +9,7 @@ default providers as well, so no resource can end up on an implicitly configured
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -20,6 +20,7 @@ from fedinfra.backends import BACKENDS, Backend
 from fedinfra.backends.base import Deployment, Host, Login, Placed
 from fedinfra.build_inventory import (
     HostFacts,
+    JumpFacts,
     build_inventory,
     controller_for,
     export_inventory,
@@ -44,6 +45,9 @@ class Secrets:
     key_texts: Mapping[str, pulumi.Output[str]]
     #: ... and the file each came from, which the inventory names for the runner
     key_files: Mapping[str, str]
+    #: the jump hosts' private keys, by key file as the config names it: text and path
+    jump_keys: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    jump_key_files: Mapping[str, str] = field(default_factory=dict)
 
 
 class Federation(pulumi.ComponentResource):
@@ -72,7 +76,9 @@ class Federation(pulumi.ComponentResource):
                     Placed(s.name, s.placement, _plan(settings, secrets, s, backend)) for s in on
                 ]
                 hosts |= {h.name: h for h in backend.declare(deploy, placed)}
-        facts = [_facts(site, hosts[site.name], settings) for site in spec.sites]
+        facts = [
+            _facts(site, hosts[site.name], settings, secrets.jump_key_files) for site in spec.sites
+        ]
         passwords: pulumi.Input[Mapping[str, str] | None] = secrets.passwords
 
         def build(values: list[object]) -> dict[str, object]:
@@ -116,6 +122,8 @@ class Federation(pulumi.ComponentResource):
             login=login,
             key_texts=secrets.key_texts,
             key_files=secrets.key_files,
+            jump_keys=secrets.jump_keys,
+            jump_key_files=secrets.jump_key_files,
         )
 
 
@@ -143,8 +151,23 @@ def _plan(
     )
 
 
-def _facts(site: Site, host: Host, settings: StackSettings) -> pulumi.Output[HostFacts]:
-    """A site's host facts once its address and keys are known."""
+def _facts(
+    site: Site, host: Host, settings: StackSettings, jump_key_files: Mapping[str, str]
+) -> pulumi.Output[HostFacts]:
+    """A site's host facts once its address and keys are known; a jump names its key file
+    (resolved) for the runner, never its text."""
+    jump = host.jump
+    via = (
+        None
+        if jump is None
+        else JumpFacts(
+            address=jump.address,
+            port=jump.port,
+            user=jump.user,
+            host_key=jump.host_key,
+            private_key_file=jump_key_files.get(jump.key_file, jump.key_file),
+        )
+    )
 
     def make(values: list[str | None]) -> HostFacts:
         address, host_key, private_key = values
@@ -159,6 +182,7 @@ def _facts(site: Site, host: Host, settings: StackSettings) -> pulumi.Output[Hos
             workdir=settings.workdir_of(site.name),
             private_key=private_key,
             private_key_file=host.private_key_file,
+            jump=via,
         )
 
     private: pulumi.Input[str | None] = host.private_key

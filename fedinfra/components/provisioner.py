@@ -1,19 +1,23 @@
 """Provisioner: readiness gate, then provisioning (or only a check), on one host over SSH.
 
-Every connection pins the host key (`host_key`): pulumi-command otherwise accepts any key. The
-gate dials without a limit until its create deadline, because a booting VM refuses connections
-for a while and pulumi-command's default of 10 dials is used up in seconds; everything else
-depends on the gate. The script and its settings (some secret) go on stdin of `bash -s`, never
+Every connection pins the host key (`host_key`), and a jump host's too: pulumi-command otherwise
+accepts any key. The gate dials many times (a booting VM refuses connections for a while and
+pulumi-command's default of 10 dials is used up in seconds), but a bounded number, sized to its
+deadline; everything else depends on the gate. Every command has a create AND an update
+deadline: pulumi-command gives an update none unless one is set, so a re-run gate would
+otherwise dial forever. The script and its settings (some secret) go on stdin of `bash -s`, never
 into the command text; a changed script replaces the command (triggers), so it runs again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_command import remote
 
+from fedinfra.jumps import Jump
 from fedinfra.script import (
     CHECK_SCRIPT,
     PROVISION_SCRIPT,
@@ -40,6 +44,12 @@ class HostAccess:
     private_key: pulumi.Input[str]
     #: the pinned public host key, "ssh-ed25519 AAAA..."
     host_key: pulumi.Input[str]
+    #: a host to go through (pulumi-command's `proxy`), and its private key text (secret)
+    jump: Jump | None = None
+    jump_private_key: pulumi.Input[str] | None = None
+    #: what every command waits for beyond its inputs (e.g. the egress rule that lets the
+    #: host reach package mirrors)
+    after: Sequence[pulumi.Resource] = ()
 
 
 @dataclass(frozen=True)
@@ -62,16 +72,54 @@ class ProvisionPlan:
     pip_index_url: pulumi.Input[str] | None = None
 
 
-def _connection(access: HostAccess, *, unlimited_dials: bool) -> remote.ConnectionArgs:
+#: seconds a failed dial can take at most before the next: pulumi-command's backoff is capped
+#: at 5 s, a refused connection returns at once
+_DIAL_PACE = 5
+#: dials of the steps after the gate, which only meet a host that was just reachable
+_FEW_DIALS = 30
+#: destroy's cleanup on a bring-your-own host
+CLEANUP_TIMEOUT = "10m"
+_UNIT = {"s": 1, "m": 60, "h": 3600}
+
+
+def gate_dials(deadline: str) -> int:
+    """Enough dials to keep trying until the gate's deadline, and no more."""
+    seconds = int(deadline[:-1]) * _UNIT[deadline[-1]]
+    return seconds // _DIAL_PACE + 10
+
+
+def _connection(access: HostAccess, *, dials: int) -> remote.ConnectionArgs:
+    proxy = None
+    if access.jump is not None:
+        if access.jump_private_key is None:
+            raise ValueError(f"jump host {access.jump.address}: no private key was read")
+        proxy = remote.ProxyConnectionArgs(
+            host=access.jump.address,
+            port=float(access.jump.port),
+            user=access.jump.user,
+            private_key=access.jump_private_key,
+            host_key=access.jump.host_key,
+            dial_error_limit=dials,
+            per_dial_timeout=15,
+        )
     return remote.ConnectionArgs(
         host=access.address,
         port=float(access.port),
         user=access.user,
         private_key=access.private_key,
         host_key=access.host_key,
-        dial_error_limit=-1 if unlimited_dials else 30,
+        dial_error_limit=dials,
         per_dial_timeout=15,
+        proxy=proxy,
     )
+
+
+def _deadlines(
+    child: pulumi.ResourceOptions, timeout: str, *, delete: str | None = None
+) -> pulumi.ResourceOptions:
+    """Create and update deadlines (and delete's, for the cleanup) on a command."""
+    timeouts = pulumi.CustomTimeouts(create=timeout, update=timeout, delete=delete)
+    return pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(custom_timeouts=timeouts))
 
 
 def provision_stdin(plan: ProvisionPlan, script: str) -> pulumi.Output[str]:
@@ -107,22 +155,15 @@ class Provisioner(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(access.after))
 
         self.ready = remote.Command(
             f"{name}-ready",
-            connection=_connection(access, unlimited_dials=True),
+            connection=_connection(access, dials=gate_dials(plan.readiness_timeout)),
             create=readiness_command(cloud_init=plan.cloud_init),
-            opts=pulumi.ResourceOptions.merge(
-                child,
-                pulumi.ResourceOptions(
-                    custom_timeouts=pulumi.CustomTimeouts(create=plan.readiness_timeout)
-                ),
-            ),
+            opts=_deadlines(child, plan.readiness_timeout),
         )
-        after_ready = pulumi.ResourceOptions.merge(
-            child, pulumi.ResourceOptions(depends_on=[self.ready])
-        )
+        after_ready = pulumi.ResourceOptions(parent=self, depends_on=[*access.after, self.ready])
 
         script = load_script(PROVISION_SCRIPT if plan.provision else CHECK_SCRIPT)
         stdin = (
@@ -130,20 +171,13 @@ class Provisioner(pulumi.ComponentResource):
         )
         self.setup = remote.Command(
             f"{name}-{'provision' if plan.provision else 'check'}",
-            connection=_connection(access, unlimited_dials=False),
+            connection=_connection(access, dials=_FEW_DIALS),
             create=RUN_STDIN,
             stdin=stdin,
             triggers=[script_sha256(script)],
             add_previous_output_in_env=False,
             logging=remote.Logging.STDOUT_AND_STDERR,
-            opts=pulumi.ResourceOptions.merge(
-                after_ready,
-                pulumi.ResourceOptions(
-                    custom_timeouts=pulumi.CustomTimeouts(
-                        create=plan.provision_timeout, update=plan.provision_timeout
-                    ),
-                ),
-            ),
+            opts=_deadlines(after_ready, plan.provision_timeout),
         )
 
         self.cleanup = self._cleanup(name, access, plan, after_ready)
@@ -164,7 +198,7 @@ class Provisioner(pulumi.ComponentResource):
             return None
         return remote.Command(
             f"{name}-cleanup",
-            connection=_connection(access, unlimited_dials=False),
+            connection=_connection(access, dials=_FEW_DIALS),
             create="true",
             delete=cleanup_command(
                 workdir=plan.workdir,
@@ -172,5 +206,5 @@ class Provisioner(pulumi.ComponentResource):
                 controller_name=plan.controller_name,
             ),
             add_previous_output_in_env=False,
-            opts=after_ready,
+            opts=_deadlines(after_ready, CLEANUP_TIMEOUT, delete=CLEANUP_TIMEOUT),
         )

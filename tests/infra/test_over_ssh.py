@@ -47,7 +47,7 @@ def test_byo_commands_over_real_ssh(tmp_path):
         assert ready.returncode == 0 and ready.stdout.startswith("fedstack-ready Linux"), ready
 
         # a host whose key is not the pinned one is refused before any command runs
-        other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFedStackExampleHostKeyReplaceWithTheRealOne0"
+        other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
         refused = _ssh(host, tmp_path, "true", host_key=other)
         assert refused.returncode == 255 and "Host key verification failed" in refused.stderr
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from fedinfra.backends.libvirt import UBUNTU_2404_IMAGE
+from fedinfra.components.provisioner import gate_dials
 from fedinfra.inventory import Inventory
 from fedinfra.script import CHECK_SCRIPT, PROVISION_SCRIPT, load_script, script_sha256
 from runner.cli import stack_workflow
@@ -23,6 +24,7 @@ from runner.plan.workflow import load_workflow
 from tests.infra.harness import (
     ROOT,
     Harness,
+    ed25519_pair,
     fake_home,
     is_secret_wrapper,
     resolve,
@@ -109,7 +111,8 @@ def common_checks(h: Harness, stack: str) -> None:
         assert unwrap(cmd.inputs["connection"])["hostKey"].startswith("ssh-"), cmd.name
     for gate in gates:
         conn = unwrap(gate.inputs["connection"])
-        assert conn["dialErrorLimit"] == -1 and conn["perDialTimeout"] > 0
+        # bounded (point 4 of issue 10): enough dials for the deadline, then it stops
+        assert conn["dialErrorLimit"] == gate_dials("15m") and conn["perDialTimeout"] > 0
         assert conn["hostKey"].startswith("ssh-ed25519 ")
         req = h.request(gate.name)
         assert req.customTimeouts.create == "15m"
@@ -283,16 +286,16 @@ def test_wrong_spec_fails_with_one_line(monkeypatch):
     assert not h.mocks.resources
 
 
-def test_several_hypervisors_are_a_config_change(monkeypatch):
+def test_several_hypervisors_are_a_config_change(monkeypatch, tmp_path):
+    key = fake_home(tmp_path)
     cfg, _ = stack_config("sim")
+    hv_key = ed25519_pair()[1].strip()
+    hv1_uri = f"qemu+ssh://me@hv1.example/system?keyfile={key}"
+    hv2_uri = f"qemu+ssh://me@hv2.example/system?keyfile={key}"
     cfg["fedstack:hypervisors"] = json.dumps(
         [
-            {"name": "hv1", "uri": "qemu+ssh://me@hv1.example/system?keyfile=/k"},
-            {
-                "name": "hv2",
-                "uri": "qemu+ssh://me@hv2.example/system",
-                "network_cidr": "10.78.0.0/24",
-            },
+            {"name": "hv1", "uri": hv1_uri, "host_key": hv_key},
+            {"name": "hv2", "uri": hv2_uri, "network_cidr": "10.78.0.0/24", "host_key": hv_key},
         ]
     )
     sites = json.loads(cfg["fedstack:sites"])
@@ -304,8 +307,8 @@ def test_several_hypervisors_are_a_config_change(monkeypatch):
     common_checks(h, "sim")
     providers = {p.name: p for p in h.mocks.of_type("pulumi:providers:libvirt")}
     assert {n: p.inputs["uri"] for n, p in providers.items()} == {
-        "libvirt-hv1": "qemu+ssh://me@hv1.example/system?keyfile=/k",
-        "libvirt-hv2": "qemu+ssh://me@hv2.example/system",
+        "libvirt-hv1": hv1_uri,
+        "libvirt-hv2": hv2_uri,
     }
     on = {"alice": "hv1", "bob": "hv2", "carol": "hv2"}
     for site, hv in on.items():
@@ -388,7 +391,8 @@ def test_cloud_stack_with_cidr(monkeypatch, tmp_path):
     cleanup = h.mocks.named("partner-lab-host-cleanup")
     assert cleanup.inputs["create"] == "true"
     assert "featurecloud controller stop fc-controller" in cleanup.inputs["delete"]
-    assert "rm -rf -- /srv/fedstack" in cleanup.inputs["delete"]
+    assert "w=/srv/fedstack\n" in cleanup.inputs["delete"]
+    assert 'root rm -rf -- "$w"' in cleanup.inputs["delete"]
     assert h.urn_of("partner-lab-host-ready") in h.request("partner-lab-host-cleanup").dependencies
     assert not [
         r for r in h.mocks.resources if r.name.startswith("hospital") and "cleanup" in r.name

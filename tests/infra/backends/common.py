@@ -40,6 +40,7 @@ def deployment(
     login: bool = True,
     key_texts: Mapping[str, pulumi.Output[str]] | None = None,
     key_files: Mapping[str, str] | None = None,
+    jump_keys: Mapping[str, pulumi.Output[str]] | None = None,
 ) -> Deployment:
     """Call inside run_program: declares the root, the providers and (if asked) the login key."""
     root = pulumi.ComponentResource(ROOT_TYPE, "root")
@@ -62,6 +63,8 @@ def deployment(
         login=the_login,
         key_texts=key_texts or {},
         key_files=key_files or {},
+        jump_keys=jump_keys or {},
+        jump_key_files={path: path for path in jump_keys or {}},
     )
 
 

@@ -25,6 +25,7 @@ class Settings:
     aws_user: str = "ubuntu"
     aws_region: str = "eu-west-1"
     ssh_allowed_cidr: str | None = CIDR
+    aws_ami: str | None = None
 
 
 def test_registered_under_its_stack_file_key():

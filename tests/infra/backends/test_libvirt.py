@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pulumi
 import pytest
 from pydantic import ValidationError
 
@@ -19,7 +20,9 @@ from fedinfra.backends.libvirt import (
     LibvirtPlacement,
 )
 from tests.infra.backends.common import deployment, host_facts, parent_type, plan
-from tests.infra.harness import is_secret_wrapper, run_program, setup
+from tests.infra.harness import ed25519_pair, is_secret_wrapper, run_program, setup
+
+HV_KEY = ed25519_pair()[1].strip()
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -101,14 +104,22 @@ def test_sites_go_to_their_own_hypervisor():
     h = setup("t", {})
     hvs = [
         Hypervisor(name="hv1", uri="qemu:///system"),
-        Hypervisor(name="hv2", uri="qemu+ssh://me@hv2.example/system", network_cidr="10.78.0.0/24"),
+        Hypervisor(
+            name="hv2",
+            uri="qemu+ssh://me@hv2.example/system?keyfile=/home/me/.ssh/hv",
+            network_cidr="10.78.0.0/24",
+            host_key=HV_KEY,
+        ),
     ]
     sites = [
         Placed("a", LibvirtPlacement(hypervisor="hv2"), plan()),
         Placed("b", LibvirtPlacement(hypervisor="hv1"), plan()),
     ]
+    jump_key = pulumi.Output.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nhv\n")
     hosts = run_program(
-        lambda: LibvirtBackend().declare(deployment(Settings(spec=Spec(hvs))), sites)
+        lambda: LibvirtBackend().declare(
+            deployment(Settings(spec=Spec(hvs)), jump_keys={"/home/me/.ssh/hv": jump_key}), sites
+        )
     )
     assert "::libvirt-hv2::" in h.mocks.named("a-vm").provider
     assert "::libvirt-hv1::" in h.mocks.named("b-vm").provider

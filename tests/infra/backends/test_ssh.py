@@ -13,7 +13,7 @@ from fedinfra.backends.ssh import SshBackend, SshPlacement
 from tests.infra.backends.common import deployment, host_facts, parent_type, plan
 from tests.infra.harness import ed25519_pair, is_secret_wrapper, run_program, setup
 
-HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFedStackExampleHostKeyReplaceWithTheRealOne0"
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 
 def placement(**extra: object) -> SshPlacement:
