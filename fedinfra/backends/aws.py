@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -30,6 +30,7 @@ from pydantic import Field, field_validator
 from fedinfra.backends.base import Backend, Deployment, Host, Placed, Placement
 from fedinfra.cloudinit import render_user_data
 from fedinfra.components.provisioner import HostAccess, Provisioner, ProvisionPlan
+from fedinfra.jumps import Jump, JumpPlacement
 
 ENVIRONMENT_TYPE = "fedstack:aws:Environment"
 SITE_TYPE = "fedstack:aws:Site"
@@ -50,6 +51,9 @@ class AwsPlacement(Placement):
     subnet: str | None = None
     #: GiB of the root volume
     disk: int = Field(default=30, ge=10, le=16384)
+    #: a bastion in front of a private subnet: the instance gets no public address and is
+    #: reached through it (provisioning and the runner); None = its public address, directly
+    jump: JumpPlacement | None = None
 
     @field_validator("instance_type")
     @classmethod
@@ -175,6 +179,7 @@ class AwsSite(pulumi.ComponentResource):
         login_user: str,
         login_private_key: pulumi.Input[str],
         plan: ProvisionPlan,
+        jump_private_key: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(SITE_TYPE, name, None, opts)
@@ -182,7 +187,8 @@ class AwsSite(pulumi.ComponentResource):
         host_key = tls.PrivateKey(f"{name}-host-key", algorithm="ED25519", opts=child)
         self.host_public_key = host_key.public_key_openssh.apply(lambda k: k.strip())
         instance = self._instance(name, placement, stack, environment, host_key)
-        self.address = instance.public_ip
+        jump = placement.jump.jump() if placement.jump is not None else None
+        self.address = instance.public_ip if jump is None else instance.private_ip
         self.provisioner = Provisioner(
             f"{name}-host",
             HostAccess(
@@ -191,6 +197,8 @@ class AwsSite(pulumi.ComponentResource):
                 user=login_user,
                 private_key=login_private_key,
                 host_key=self.host_public_key,
+                jump=jump,
+                jump_private_key=jump_private_key,
                 after=(environment.egress,),
             ),
             plan,
@@ -224,7 +232,7 @@ class AwsSite(pulumi.ComponentResource):
             subnet_id=placement.subnet,
             vpc_security_group_ids=[environment.security_group.id],
             key_name=environment.key_pair.key_name,
-            associate_public_ip_address=True,
+            associate_public_ip_address=placement.jump is None,
             user_data=user_data,
             user_data_replace_on_change=True,
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
@@ -238,6 +246,10 @@ class AwsSite(pulumi.ComponentResource):
                 ignore_changes=[] if environment.ami_pinned else ["ami"],
             ),
         )
+
+
+def _jump_key(deploy: Deployment, placement: AwsPlacement) -> pulumi.Output[str] | None:
+    return None if placement.jump is None else deploy.jump_keys[placement.jump.key_file]
 
 
 class AwsStack(Protocol):
@@ -255,13 +267,29 @@ class AwsStack(Protocol):
     @property
     def aws_ami(self) -> str | None: ...
 
+    @property
+    def spec(self) -> _AwsSites: ...
+
+
+class _AwsSites(Protocol):
+    def sites_on(self, backend: str) -> Sequence[Any]: ...
+
 
 class AwsBackend(Backend[AwsPlacement]):
     """One provider (explicit region) and one environment for every instance."""
 
     name = "aws"
     placement = AwsPlacement
-    summary = "{instance_type, subnet, disk}"
+    summary = "{instance_type, subnet, disk, jump}"
+
+    def jumps(self, settings: AwsStack) -> list[tuple[str, Jump]]:
+        """Bastions in front of private subnets, where sites name one."""
+        found = []
+        for site in settings.spec.sites_on("aws"):
+            placement = site.placement
+            if isinstance(placement, AwsPlacement) and placement.jump is not None:
+                found.append((f"site {site.name!r}: aws.jump.key_file", placement.jump.jump()))
+        return found
 
     def check(self, placed: Sequence[tuple[str, AwsPlacement]]) -> None:
         if len({p.subnet is None for _, p in placed}) > 1:
@@ -299,6 +327,7 @@ class AwsBackend(Backend[AwsPlacement]):
                 login_user=settings.aws_user,
                 login_private_key=key.private_key,
                 plan=site.plan,
+                jump_private_key=_jump_key(deploy, site.placement),
                 opts=in_aws,
             )
             hosts.append(
@@ -309,6 +338,7 @@ class AwsBackend(Backend[AwsPlacement]):
                     port=22,
                     user=settings.aws_user,
                     private_key=key.private_key,
+                    jump=site.placement.jump.jump() if site.placement.jump else None,
                 )
             )
         return hosts

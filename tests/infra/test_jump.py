@@ -137,3 +137,31 @@ def test_a_jump_is_one_hop_only():
     with pytest.raises(ValidationError, match="one hop only"):
         SshAccess.model_validate(hop | {"jump": hop | {"jump": hop}})
     assert SshAccess.model_validate(hop | {"jump": hop}).jump is not None
+
+
+def test_a_cloud_site_behind_a_bastion_is_reached_through_it(monkeypatch, tmp_path):
+    key = fake_home(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg, secret_keys = stack_config("cloud")
+    cfg["fedstack:sshAllowedCidr"] = "10.0.0.5/32"  # the bastion's address inside the VPC
+    sites = json.loads(cfg["fedstack:sites"])
+    bastion = {"address": "198.51.100.20", "user": "jump", "key_file": str(key), "host_key": HV_KEY}
+    sites[1]["aws"]["jump"] = bastion
+    cfg["fedstack:sites"] = json.dumps(sites)
+    h = setup("cloud", cfg, secret_keys)
+    exports = run_main(monkeypatch)
+
+    inst = h.mocks.named("hospital-b-vm")
+    assert inst.inputs["associatePublicIpAddress"] is False
+    assert h.mocks.named("hospital-a-vm").inputs["associatePublicIpAddress"] is True
+    conn = unwrap(h.mocks.named("hospital-b-host-ready").inputs["connection"])
+    assert conn["host"] == inst.outputs["privateIp"]
+    proxy = conn["proxy"]
+    assert (proxy["host"], proxy["user"], proxy["hostKey"]) == ("198.51.100.20", "jump", HV_KEY)
+    assert "proxy" not in unwrap(h.mocks.named("hospital-a-host-ready").inputs["connection"])
+
+    inventory = Inventory.model_validate(resolve(exports["inventory"])[0])
+    b = inventory.site("hospital-b").ssh
+    assert b is not None and b.address == inst.outputs["privateIp"] and b.jump is not None
+    assert (b.jump.address, b.jump.user, b.jump.host_keys) == ("198.51.100.20", "jump", [HV_KEY])
+    assert b.jump.private_key_file == str(key.resolve())
