@@ -174,7 +174,11 @@ class SiteEntry(Strict):
         """The machine the site's controller runs on, as the runner tells machines apart."""
         if self.transport == "local" or self.ssh is None:
             return "local"
-        return f"{self.ssh.address.lower()}:{self.ssh.port}"
+        here = f"{self.ssh.address.lower()}:{self.ssh.port}"
+        jump = self.ssh.jump
+        # behind a jump, an address is only unique on that jump's side (two hypervisors'
+        # NAT networks hand out the same addresses)
+        return here if jump is None else f"{jump.address.lower()}:{jump.port}/{here}"
 
     @model_validator(mode="after")
     def _transport_needs_access(self) -> SiteEntry:
@@ -232,6 +236,9 @@ class Inventory(Strict):
             for site, raw in zip(self.sites, data["sites"], strict=True):
                 if site.ssh is not None and site.ssh.private_key is not None:
                     raw["ssh"]["private_key"] = site.ssh.private_key.get_secret_value()
+                jump = site.ssh.jump if site.ssh is not None else None
+                if jump is not None and jump.private_key is not None:
+                    raw["ssh"]["jump"]["private_key"] = jump.private_key.get_secret_value()
             data["credentials"] = {u: p.get_secret_value() for u, p in self.credentials.items()}
         return data
 

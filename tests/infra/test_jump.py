@@ -165,3 +165,49 @@ def test_a_cloud_site_behind_a_bastion_is_reached_through_it(monkeypatch, tmp_pa
     assert b is not None and b.address == inst.outputs["privateIp"] and b.jump is not None
     assert (b.jump.address, b.jump.user, b.jump.host_keys) == ("198.51.100.20", "jump", [HV_KEY])
     assert b.jump.private_key_file == str(key.resolve())
+
+
+def test_the_same_address_behind_two_jumps_is_two_machines():
+    """Two hypervisors' NAT networks hand out the same addresses: the inventory must not take
+    two VMs for one machine (and refuse them as sharing a controller)."""
+
+    def site(name: str, jump: str | None) -> dict[str, Any]:
+        via = {"address": jump, "user": "me", "private_key_file": "/k", "host_keys": [HV_KEY]}
+        ssh = {"address": "10.77.0.11", "user": "fedstack", "private_key": "k"}
+        return {
+            "name": name,
+            "fc_user": f"{name}@x.org",
+            "role": "coordinator" if name == "a" else "participant",
+            "ssh": ssh | {"host_keys": [HV_KEY]} | ({"jump": via} if jump else {}),
+            "workdir": "/srv/fedstack",
+            "controller": {"data_dir": "/srv/fedstack/controller-data"},
+        }
+
+    ok = {"version": 1, "stack": "t", "sites": [site("a", "hv1"), site("b", "hv2")]}
+    assert len(Inventory.model_validate(ok).sites) == 2
+    same = {"version": 1, "stack": "t", "sites": [site("a", "hv1"), site("b", "hv1")]}
+    with pytest.raises(ValidationError, match="share the controller address"):
+        Inventory.model_validate(same)
+
+
+def test_a_jump_key_text_survives_a_revealed_export():
+    hop = {"address": "bastion.example", "user": "me", "private_key": "JUMP-KEY"}
+    entry = {
+        "name": "a",
+        "fc_user": "a@x.org",
+        "role": "coordinator",
+        "ssh": {
+            "address": "10.0.0.5",
+            "user": "u",
+            "private_key": "SITE-KEY",
+            "host_keys": [HV_KEY],
+            "jump": hop | {"host_keys": [HV_KEY]},
+        },
+        "workdir": "/srv/fedstack",
+        "controller": {"data_dir": "/srv/fedstack/controller-data"},
+    }
+    inventory = Inventory.model_validate({"version": 1, "stack": "t", "sites": [entry]})
+    revealed = inventory.to_json_dict(reveal_secrets=True)
+    assert revealed["sites"][0]["ssh"]["jump"]["private_key"] == "JUMP-KEY"  # type: ignore[index]
+    masked = json.dumps(inventory.to_json_dict())
+    assert "JUMP-KEY" not in masked and "SITE-KEY" not in masked
