@@ -174,6 +174,41 @@ def test_cleanup_touches_only_fedstacks_things(tmp_path):
     assert not any(word in cmd for word in ("prune", "$(docker ps -q)", "volume rm"))
 
 
+def _cleanup_script() -> str:
+    return cleanup_command(
+        workdir="/srv/fedstack",
+        stop_command="featurecloud controller stop fc-controller",
+        controller_name="fc-controller",
+    )
+
+
+def test_cleanup_passes_shellcheck(tmp_path):
+    path = tmp_path / "cleanup.sh"
+    path.write_text(_cleanup_script())
+    done = subprocess.run(["shellcheck", "-s", "sh", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_cleanup_fails_when_the_controller_container_will_not_go(tmp_path):
+    """A container docker lists but cannot remove ends the cleanup non-zero, before anything
+    claims success (and before the workdir goes, which the container may still write)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(
+        '#!/bin/sh\nif [ "$1" = ps ]; then echo 0123abcd; exit 0; fi\nexit 1\n'
+    )
+    (bin_dir / "docker").chmod(0o755)
+    (bin_dir / "sudo").write_text('#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n')
+    (bin_dir / "sudo").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(["sh", "-c", _cleanup_script()], env=env, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "fedstack-cleanup: ERROR: cannot remove container fc-controller"
+    )
+    assert "removed" not in done.stdout
+
+
 @pytest.mark.parametrize("bad", ["/", "/srv", "srv/fedstack", "/srv/fed\nstack"])
 def test_cleanup_refuses_non_dedicated_dirs(bad):
     with pytest.raises(ValueError):
