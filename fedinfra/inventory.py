@@ -80,11 +80,19 @@ class SshAccess(Strict):
     private_key_file: str | None = None
     #: OpenSSH public host keys, `"ssh-ed25519 AAAA..."`, at least one
     host_keys: list[str] = Field(min_length=1)
+    #: a host to tunnel through (one hop), its own host keys pinned; None: dial directly
+    jump: SshAccess | None = None
 
     @model_validator(mode="after")
     def _one_key_source(self) -> SshAccess:
         if (self.private_key is None) == (self.private_key_file is None):
             raise ValueError("give exactly one of private_key and private_key_file")
+        return self
+
+    @model_validator(mode="after")
+    def _one_hop(self) -> SshAccess:
+        if self.jump is not None and self.jump.jump is not None:
+            raise ValueError("a jump host cannot have a jump host of its own: one hop only")
         return self
 
     @field_validator("host_keys")
@@ -219,10 +227,20 @@ class Inventory(Strict):
         data = self.model_dump(mode="json")
         if reveal_secrets:
             for site, raw in zip(self.sites, data["sites"], strict=True):
-                if site.ssh is not None and site.ssh.private_key is not None:
-                    raw["ssh"]["private_key"] = site.ssh.private_key.get_secret_value()
+                if site.ssh is not None:
+                    _reveal_key(site.ssh, raw["ssh"])
             data["credentials"] = {u: p.get_secret_value() for u, p in self.credentials.items()}
         return data
+
+
+def _reveal_key(access: SshAccess, raw: dict[str, object]) -> None:
+    """The login key in clear, the jump host's too (its own login may need its own key)."""
+    if access.private_key is not None:
+        raw["private_key"] = access.private_key.get_secret_value()
+    if access.jump is not None:
+        jump = raw["jump"]
+        assert isinstance(jump, dict)
+        _reveal_key(access.jump, jump)
 
 
 def _check_shared(sites: list[SiteEntry]) -> None:
