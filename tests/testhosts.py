@@ -269,6 +269,34 @@ def _start_sshd(namespace: str, root: Path, address: str, *, inside: bool = Fals
     )
 
 
+def _write_sshd_config(root: Path, address: str) -> None:
+    config = root / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"ListenAddress {address}",
+                "Port 22",
+                f"HostKey {root / 'hostkey'}",
+                f"AuthorizedKeysFile {root / 'userkey.pub'}",
+                "PermitRootLogin prohibit-password",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                f"PidFile {root / 'sshd.pid'}",
+                "AllowTcpForwarding yes",
+                "Subsystem sftp internal-sftp",
+                "PrintMotd no",
+                "MaxStartups 100",
+                "MaxSessions 100",
+                "LogLevel VERBOSE",
+                "",
+            ]
+        )
+    )
+
+
 def _make_host(
     index: int, block: int, base: Path, runner_address: str, behind: str | None = None
 ) -> NetnsHost:
@@ -301,31 +329,7 @@ def _make_host(
 
     _keygen(root / "hostkey")
     _keygen(root / "userkey")
-    config = root / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                f"ListenAddress {address}",
-                "Port 22",
-                f"HostKey {root / 'hostkey'}",
-                f"AuthorizedKeysFile {root / 'userkey.pub'}",
-                "PermitRootLogin prohibit-password",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                "StrictModes no",
-                f"PidFile {root / 'sshd.pid'}",
-                "AllowTcpForwarding yes",
-                "Subsystem sftp internal-sftp",
-                "PrintMotd no",
-                "MaxStartups 100",
-                "MaxSessions 100",
-                "LogLevel VERBOSE",
-                "",
-            ]
-        )
-    )
+    _write_sshd_config(root, address)
     _start_sshd(namespace, root, address, inside=behind is not None)
     host_key = " ".join((root / "hostkey.pub").read_text().split()[:2])
     return NetnsHost(
