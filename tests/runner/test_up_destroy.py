@@ -275,3 +275,20 @@ async def test_an_operation_past_its_deadline_is_stopped_and_named(
     assert (result.ok, result.why) == (False, "pulumi up did not finish within 1 s")
     assert "cancelled up" in fake_pulumi.read_text().splitlines()
     assert any("creating pulumi:pulumi:Stack fedstack-sim" in line for line in lines)
+
+
+async def test_ctrl_c_during_up_stops_pulumi_and_tears_down_what_it_made(
+    tmp_path, fake_pulumi
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    words = [sys.executable, "-m", "runner", "--stack", "sim", "--up", "--destroy"]
+    words += ["--project-dir", str(project), "--workflow", str(tmp_path / "absent.toml")]
+    ran = await run(
+        words, fake_pulumi, interrupt_at=["creating pulumi:pulumi:Stack"], env={"FAKE_UP": "hang"}
+    )
+    assert ran.code == EXIT_INTERRUPTED, ran.err
+    assert "cancelled up" in ran.calls, "pulumi up was told to stop, cleanly"
+    assert ran.destroys() == 1
+    last = ran.err.strip().splitlines()[-1]
+    assert last == "runner: interrupted during `pulumi up` of stack sim; stack sim was destroyed"
