@@ -4,7 +4,10 @@ The host's controller listens on the host's own 127.0.0.1 (as FeatureCloud's doe
 runner never needs a port open on the host: it reaches the controller through a local port
 forward. Host keys come from the inventory only; a key the inventory does not pin is refused
 with the fingerprints side by side, because a silently accepted key could mean talking to the
-wrong machine with a partner's data.
+wrong machine with a partner's data. A site behind a jump host (the inventory's `ssh.jump`)
+is reached through an SSH tunnel the jump host opens; each hop pins its own keys
+(runner.sites.ssh_hop), and everything (commands, SFTP, the forward) uses the tunnelled
+connection.
 """
 
 from __future__ import annotations

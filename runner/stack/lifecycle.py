@@ -11,6 +11,7 @@ command that removes it.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, BadInput, RunInterrupted, RunnerError
-from runner.stack.operation import PulumiStack, StackError
+from runner.stack.operation import PulumiStack, Result, StackError
 
 Phase = Literal["up", "run", "destroy"]
 
@@ -47,6 +48,8 @@ async def around_stack(
         return await run()
     if stack is None or inventory is not None:
         raise BadInput("--up needs --stack NAME, and reads the inventory from that stack")
+    if shutil.which("pulumi") is None:
+        raise BadInput("--up needs the Pulumi CLI on PATH (https://www.pulumi.com/docs/install/)")
     return await Lifecycle(PulumiStack(stack, project_dir), destroy=destroy).run(run)
 
 
@@ -103,7 +106,10 @@ class Lifecycle:
         self.phase = "destroy"
         self.stop = asyncio.Event()
         self.stack.say("destroy: tearing the stack down (Ctrl-C to stop waiting)")
-        result = await self.stack.run("destroy", self.stop)
+        try:
+            result = await self.stack.run("destroy", self.stop)
+        except StackError as exc:  # pulumi could not even start: the stack is as it was
+            result = Result(False, str(exc))
         if result.ok:
             return ""
         left = (

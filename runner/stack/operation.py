@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -117,8 +116,6 @@ class PulumiStack:
         self, verb: Verb, stop: asyncio.Event, *, deadline: float = OPERATION_DEADLINE
     ) -> Result:
         """`pulumi <verb>` to its end, or until `stop` is set or `deadline` seconds pass."""
-        if shutil.which("pulumi") is None:
-            raise StackError(f"no Pulumi CLI on PATH to run `pulumi {verb}` on stack {self.name!r}")
         self._last_error = ""
         with tempfile.TemporaryDirectory(prefix="fedstack-pulumi-") as tmp:
             events, output = Path(tmp) / "events.jsonl", Path(tmp) / "output.txt"
@@ -126,18 +123,9 @@ class PulumiStack:
             argv += ["--stack", self.name, "--event-log", str(events)]
             sink = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    cwd=self.work_dir,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=sink,
-                    stderr=asyncio.subprocess.STDOUT,
-                    env={
-                        **scrubbed_environ(featurecloud_only=True),
-                        "PULUMI_SKIP_UPDATE_CHECK": "true",
-                    },
-                    start_new_session=True,
-                )
+                proc = await _spawn(argv, self.work_dir, sink)
+            except OSError as exc:
+                raise StackError(f"cannot run `pulumi {verb}`: {exc.strerror or exc}") from None
             finally:
                 os.close(sink)
             self.say(f"{verb}: pulumi started (pid {proc.pid})")
@@ -248,6 +236,19 @@ class _Tail:
                 if isinstance(event, dict):
                     events.append(event)
         return events
+
+
+async def _spawn(argv: list[str], cwd: Path, sink: int) -> asyncio.subprocess.Process:
+    """pulumi in a session of its own, with the scrubbed environment, output to `sink`."""
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=sink,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**scrubbed_environ(featurecloud_only=True), "PULUMI_SKIP_UPDATE_CHECK": "true"},
+        start_new_session=True,
+    )
 
 
 def _signal(proc: asyncio.subprocess.Process, sig: int) -> None:

@@ -292,3 +292,12 @@ async def test_ctrl_c_during_up_stops_pulumi_and_tears_down_what_it_made(
     assert ran.destroys() == 1
     last = ran.err.strip().splitlines()[-1]
     assert last == "runner: interrupted during `pulumi up` of stack sim; stack sim was destroyed"
+
+
+async def test_up_without_a_pulumi_cli_is_bad_input(tmp_path, fake_pulumi) -> None:
+    words = [sys.executable, "-m", "runner", "--stack", "sim", "--up", "--destroy"]
+    ran = await run(words, fake_pulumi, env={"PATH": str(tmp_path / "empty")})
+    assert (ran.code, ran.err) == (
+        EXIT_BAD_INPUT,
+        "runner: --up needs the Pulumi CLI on PATH (https://www.pulumi.com/docs/install/)\n",
+    )
