@@ -121,6 +121,7 @@ class SshConnection(ShellConnection):
                 before_sleep=waiting,
             )
         except (OSError, TimeoutError, asyncssh.Error):
+            await self._close_all()  # no jump connection left open behind a site that never came
             raise self._gave_up(failed, attempts, last) from None
         except BaseException:
             await self._close_all()  # a final refusal: no jump connection left open

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,3 +150,8 @@ async def test_an_unreachable_hop_is_named(behind_one) -> None:
         message
     )
     assert "refused" in message.lower(), message
+    ours = subprocess.run(
+        ["ss", "-Htn", "state", "established", "dst", jump.address],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert ours.strip() == "", "the connection to the jump host was closed on giving up"
