@@ -234,13 +234,20 @@ class Inventory(Strict):
         data = self.model_dump(mode="json")
         if reveal_secrets:
             for site, raw in zip(self.sites, data["sites"], strict=True):
-                if site.ssh is not None and site.ssh.private_key is not None:
-                    raw["ssh"]["private_key"] = site.ssh.private_key.get_secret_value()
-                jump = site.ssh.jump if site.ssh is not None else None
-                if jump is not None and jump.private_key is not None:
-                    raw["ssh"]["jump"]["private_key"] = jump.private_key.get_secret_value()
+                if site.ssh is not None:
+                    _reveal_key(site.ssh, raw["ssh"])
             data["credentials"] = {u: p.get_secret_value() for u, p in self.credentials.items()}
         return data
+
+
+def _reveal_key(access: SshAccess, raw: dict[str, object]) -> None:
+    """The login key in clear, the jump host's too (its own login may need its own key)."""
+    if access.private_key is not None:
+        raw["private_key"] = access.private_key.get_secret_value()
+    if access.jump is not None:
+        jump = raw["jump"]
+        assert isinstance(jump, dict)
+        _reveal_key(access.jump, jump)
 
 
 def _check_shared(sites: list[SiteEntry]) -> None:

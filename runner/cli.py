@@ -26,6 +26,7 @@ from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerErro
 from runner.plan.credentials import passwords_for_run
 from runner.plan.inventory_source import load_inventory
 from runner.plan.workflow import load_workflow, workflow_path_from_config, writable_folder
+from runner.stack.lifecycle import around_stack
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path.cwd(),
         help="folder of Pulumi.yaml (default: the current folder)",
+    )
+    src.add_argument(
+        "--up", action="store_true", help="pulumi up the stack first (progress on stderr)"
+    )
+    src.add_argument(
+        "--destroy",
+        action="store_true",
+        help="with --up: pulumi destroy the stack afterwards, whatever happened",
     )
     p.add_argument("--workflow", type=Path, help="workflow TOML (default: the stack config's)")
     p.add_argument("--env-file", type=Path, help="USER=PASSWORD lines (default: ./.env if any)")
@@ -206,7 +215,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runner: {exc}", file=sys.stderr)
         return exc.exit_code
     try:
-        return asyncio.run(demo_main(args) if args.demo else run_main(args))
+        if args.demo:
+            return asyncio.run(demo_main(args))
+        return asyncio.run(
+            around_stack(
+                args.stack,
+                args.project_dir,
+                up=args.up,
+                destroy=args.destroy,
+                inventory=args.inventory,
+                run=lambda: run_main(args),
+            )
+        )
     except RunInterrupted as stop:
         if args.demo:
             print("runner: demo interrupted; its controllers were stopped", file=sys.stderr)

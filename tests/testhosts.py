@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -68,6 +69,9 @@ class NetnsHost:
     host_key: str
     port: int = 22
     user: str = "root"
+    #: the namespace of the host this one sits behind (its only link), or None: linked to the
+    #: runner's side
+    behind: str | None = None
 
     __test__ = False
 
@@ -144,7 +148,11 @@ class NetnsHost:
 
     def start_sshd(self) -> None:
         """Bring sshd (back) up, as a host that finishes booting; returns once it listens."""
-        _start_sshd(self.namespace, self.root, self.address)
+        _start_sshd(self.namespace, self.root, self.address, inside=self.behind is not None)
+
+    def jump_access(self, jump: NetnsHost) -> SshAccess:
+        """This host's access through `jump`, each with its own key pinned."""
+        return self.ssh_access().model_copy(update={"jump": jump.ssh_access()})
 
     def link_down(self) -> None:
         """The network to the host is cut: packets vanish, nothing is refused."""
@@ -243,39 +251,25 @@ def _listening(address: str, port: int) -> bool:
         return False
 
 
-def _start_sshd(namespace: str, root: Path, address: str) -> None:
+def _listening_inside(namespace: str, address: str, port: int) -> bool:
+    """Whether `address:port` answers from inside `namespace` (a host the runner cannot reach)."""
+    probe = f"import socket; socket.create_connection(({address!r}, {port}), timeout=0.5)"
+    done = _ip("netns", "exec", namespace, sys.executable, "-c", probe, check=False)
+    return done.returncode == 0
+
+
+def _start_sshd(namespace: str, root: Path, address: str, *, inside: bool = False) -> None:
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     config, log = root / "sshd_config", root / "sshd.log"
     _ip("netns", "exec", namespace, SSHD, "-f", str(config), "-E", str(log))
     _wait(
-        lambda: _listening(address, 22),
+        lambda: _listening_inside(namespace, address, 22) if inside else _listening(address, 22),
         START_DEADLINE,
         f"sshd of test host {namespace} to listen on {address}:22",
     )
 
 
-def _make_host(index: int, block: int, base: Path, runner_address: str) -> NetnsHost:
-    pid = os.getpid()
-    namespace = f"{PREFIX}{pid}h{index}"
-    veth = f"v{PREFIX}{pid}h{index}"[:15]
-    first = int(NETWORK.network_address) + block * 4
-    gateway, address = str(ipaddress.ip_address(first + 1)), str(ipaddress.ip_address(first + 2))
-    root = base / f"h{index}"
-    workdir = root / "work"
-    workdir.mkdir(parents=True)
-
-    _ip("netns", "add", namespace)
-    _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace)
-    _ip("addr", "add", f"{gateway}/30", "dev", veth)
-    _ip("link", "set", veth, "up")
-    _ip("netns", "exec", namespace, "ip", "addr", "add", f"{address}/30", "dev", "eth0")
-    _ip("netns", "exec", namespace, "ip", "link", "set", "eth0", "up")
-    _ip("netns", "exec", namespace, "ip", "link", "set", "lo", "up")
-    # one route, to the group's runner address only: hosts reach nothing else of this machine
-    _ip("netns", "exec", namespace, "ip", "route", "add", f"{runner_address}/32", "via", gateway)
-
-    _keygen(root / "hostkey")
-    _keygen(root / "userkey")
+def _write_sshd_config(root: Path, address: str) -> None:
     config = root / "sshd_config"
     config.write_text(
         "\n".join(
@@ -301,7 +295,42 @@ def _make_host(index: int, block: int, base: Path, runner_address: str) -> Netns
             ]
         )
     )
-    _start_sshd(namespace, root, address)
+
+
+def _make_host(
+    index: int, block: int, base: Path, runner_address: str, behind: str | None = None
+) -> NetnsHost:
+    """A host linked to the runner's side, or, `behind` a namespace, linked to that one only."""
+    pid = os.getpid()
+    namespace = f"{PREFIX}{pid}h{index}"
+    veth = f"v{PREFIX}{pid}h{index}"[:15]
+    first = int(NETWORK.network_address) + block * 4
+    gateway, address = str(ipaddress.ip_address(first + 1)), str(ipaddress.ip_address(first + 2))
+    root = base / f"h{index}"
+    workdir = root / "work"
+    workdir.mkdir(parents=True)
+
+    _ip("netns", "add", namespace)
+    _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+    # the gateway end: on the runner's side, or in the namespace of the host this one is behind
+    gw = [] if behind is None else ["netns", "exec", behind, "ip"]
+    if behind is not None:
+        _ip("link", "set", veth, "netns", behind)
+    _ip(*gw, "addr", "add", f"{gateway}/30", "dev", veth)
+    _ip(*gw, "link", "set", veth, "up")
+    _ip("netns", "exec", namespace, "ip", "addr", "add", f"{address}/30", "dev", "eth0")
+    _ip("netns", "exec", namespace, "ip", "link", "set", "eth0", "up")
+    _ip("netns", "exec", namespace, "ip", "link", "set", "lo", "up")
+    if behind is None:
+        # one route, to the group's runner address only: hosts reach nothing else of this machine
+        _ip(
+            "netns", "exec", namespace, "ip", "route", "add", f"{runner_address}/32", "via", gateway
+        )
+
+    _keygen(root / "hostkey")
+    _keygen(root / "userkey")
+    _write_sshd_config(root, address)
+    _start_sshd(namespace, root, address, inside=behind is not None)
     host_key = " ".join((root / "hostkey.pub").read_text().split()[:2])
     return NetnsHost(
         index=index,
@@ -314,12 +343,18 @@ def _make_host(index: int, block: int, base: Path, runner_address: str) -> Netns
         workdir=str(workdir),
         private_key=(root / "userkey").read_text(),
         host_key=host_key,
+        behind=behind,
     )
 
 
 @contextlib.contextmanager
-def test_hosts(n: int) -> Iterator[list[NetnsHost]]:
-    """n fresh OpenSSH test hosts; skips the calling test when this machine cannot make them."""
+def test_hosts(n: int, *, behind: int = 0) -> Iterator[list[NetnsHost]]:
+    """n fresh OpenSSH test hosts; skips the calling test when this machine cannot make them.
+
+    The last `behind` of them sit behind the first, as VMs on a hypervisor's NAT network or
+    hosts in a bastion's private subnet: linked to the first host only, so the runner reaches
+    them only by tunnelling through it (`NetnsHost.jump_access`).
+    """
     reason = _skip_reason()
     if reason is not None:
         pytest.skip(reason)
@@ -346,10 +381,11 @@ def test_hosts(n: int) -> Iterator[list[NetnsHost]]:
                 ipaddress.ip_address(int(NETWORK.network_address) + next(free) * 4 + 1)
             )
             _ip("addr", "add", f"{runner_address}/32", "dev", "lo", "label", label)
-            for _ in range(n):
+            for i in range(n):
                 index = next(_counter)
                 namespaces.append(f"{PREFIX}{os.getpid()}h{index}")
-                hosts.append(_make_host(index, next(free), base, runner_address))
+                jump = hosts[0].namespace if i >= n - behind and hosts else None
+                hosts.append(_make_host(index, next(free), base, runner_address, jump))
         yield hosts
     finally:
         for namespace in namespaces:
@@ -357,6 +393,46 @@ def test_hosts(n: int) -> Iterator[list[NetnsHost]]:
         if runner_address:
             _ip("addr", "del", f"{runner_address}/32", "dev", "lo", check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+#: a TCP relay a jump host runs for the hosts behind it: what a hypervisor's NAT does for its VMs
+_RELAY = """
+import asyncio, sys
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+async def serve(reader, writer):
+    try:
+        up_reader, up_writer = await asyncio.open_connection(sys.argv[2], int(sys.argv[3]))
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+async def main():
+    server = await asyncio.start_server(serve, "0.0.0.0", int(sys.argv[1]))
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def relay_through(jump: NetnsHost, target: str, port: int) -> subprocess.Popen[bytes]:
+    """Let the hosts behind `jump` reach `target:port` at their gateway address, same port.
+
+    They have no route to the runner's side; the emulated website they call is reached this
+    way, as VMs reach the internet through their hypervisor's NAT. Ends with `jump`.
+    """
+    relay = jump.spawn(sys.executable, "-c", _RELAY, str(port), target, str(port))
+    _wait(
+        lambda: _listening_inside(jump.namespace, "127.0.0.1", port),
+        START_DEADLINE,
+        f"the relay on test host {jump.namespace} to listen on port {port}",
+    )
+    return relay
 
 
 test_hosts.__test__ = False  # type: ignore[attr-defined]

@@ -4,7 +4,10 @@ The host's controller listens on the host's own 127.0.0.1 (as FeatureCloud's doe
 runner never needs a port open on the host: it reaches the controller through a local port
 forward. Host keys come from the inventory only; a key the inventory does not pin is refused
 with the fingerprints side by side, because a silently accepted key could mean talking to the
-wrong machine with a partner's data.
+wrong machine with a partner's data. A site behind a jump host (the inventory's `ssh.jump`)
+is reached through an SSH tunnel the jump host opens; each hop pins its own keys
+(runner.sites.ssh_hop), and everything (commands, SFTP, the forward) uses the tunnelled
+connection.
 """
 
 from __future__ import annotations
@@ -26,63 +29,18 @@ from runner.sites.base import (
     CommandResult,
     CommandTimeout,
     ConnectFailed,
-    HostKeyMismatch,
     NotConnected,
     ShellConnection,
     SiteError,
 )
+from runner.sites.ssh_hop import Hop, address_of
 
 log = logging.getLogger(__name__)
 
 #: pauses between dial attempts: from 0.1 s, doubling up to 2 s (a booting host refuses at first)
 DIAL_BACKOFF = Backoff(base=0.1, factor=2.0, cap=2.0)
-#: a dead host is noticed within about interval * count seconds even on an idle connection
-KEEPALIVE_INTERVAL = 10.0
-KEEPALIVE_COUNT = 3
 #: how long killing a timed-out command's process group may take
 KILL_TIMEOUT = 10.0
-#: how long the diagnostic dial after a handshake hang-up may take
-PROBE_TIMEOUT = 5.0
-
-
-class _PinnedKeyClient(asyncssh.SSHClient):
-    """Remembers the key a host showed when it was not a pinned one, to report its fingerprint.
-
-    asyncssh only calls `validate_host_public_key` for keys outside `known_hosts`; answering
-    False keeps the refusal, and the key seen makes the error message useful.
-    """
-
-    def __init__(self) -> None:
-        self.seen_key: asyncssh.SSHKey | None = None
-
-    def validate_host_public_key(
-        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
-    ) -> bool:
-        self.seen_key = key
-        return False
-
-
-def _load_client_key(site: str, access: SshAccess) -> asyncssh.SSHKey:
-    """The login key, from the inventory's text or a file; errors never quote the key."""
-    if access.private_key is not None:
-        try:
-            return asyncssh.import_private_key(access.private_key.get_secret_value())
-        except (asyncssh.KeyImportError, ValueError):
-            raise ConnectFailed(
-                site, "the inventory's private_key is not an OpenSSH private key without passphrase"
-            ) from None
-    assert access.private_key_file is not None
-    try:
-        return asyncssh.read_private_key(access.private_key_file)
-    except (OSError, asyncssh.KeyImportError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a usable key"
-        raise ConnectFailed(
-            site, f"cannot read the private key file {access.private_key_file}: {reason}"
-        ) from None
-
-
-def _pinned_keys(access: SshAccess) -> list[asyncssh.SSHKey]:
-    return [asyncssh.import_public_key(line) for line in access.host_keys]
 
 
 class SshConnection(ShellConnection):
@@ -94,37 +52,56 @@ class SshConnection(ShellConnection):
         super().__init__(site, connect_timeout=connect_timeout)
         self.access: SshAccess = site.ssh
         self._conn: asyncssh.SSHClientConnection | None = None
+        #: the connection to the jump host the site's connection is tunnelled through
+        self._jump: asyncssh.SSHClientConnection | None = None
         self._forwards: dict[int, asyncssh.SSHListener] = {}
 
     @property
     def _where(self) -> str:
-        return f"{self.access.user}@{self.access.address}:{self.access.port}"
+        where = address_of(self.access)
+        if self.access.jump is not None:
+            where += f" through jump host {address_of(self.access.jump)}"
+        return where
+
+    def _hops(self) -> tuple[Hop | None, Hop]:
+        """The jump host (if any) and the site, each with its own pinned keys and login key."""
+        name, jump = self.site.name, self.access.jump
+        first = None
+        if jump is not None:
+            first = Hop.of(name, jump, f"jump host {address_of(jump)}", "the jump host's")
+        return first, Hop.of(name, self.access, self._where, "the inventory's")
 
     async def connect(self) -> None:
         """Dial until the host answers or the connect deadline passes.
 
         Refused or unreachable dials are retried with backoff (a host that is still booting
         refuses connections); a wrong host key or a refused login are final at once, since
-        waiting cannot fix them.
+        waiting cannot fix them. Behind a jump host, the jump host is dialled first and kept
+        while the site behind it is retried.
         """
         if self._conn is not None:
             if not self._conn.is_closed():
                 return
-            self._drop()  # the host went away: dial again, forwards included
-        client_key = _load_client_key(self.site.name, self.access)
-        pinned = _pinned_keys(self.access)
+            await self._close_all()  # the host went away: dial again, forwards included
+        jump, site = self._hops()
         deadline = time.monotonic() + self.connect_timeout
         attempts = 0
-        last = "no attempt made"
+        last, failed = "no attempt made", jump or site
 
         async def attempt() -> asyncssh.SSHClientConnection:
-            nonlocal attempts, last
+            nonlocal attempts, last, failed
             remaining = deadline - time.monotonic()
             if remaining <= 0:  # the deadline passed during the last pause
-                raise self._gave_up(attempts, last)
+                raise self._gave_up(failed, attempts, last)
             attempts += 1
+            failed = site
             try:
-                return await self._attempt(client_key, pinned, remaining, deadline)
+                tunnel = None
+                if jump is not None:
+                    failed = jump
+                    tunnel = await self._jump_connection(jump, remaining, deadline)
+                    failed = site
+                return await site.login(deadline - time.monotonic(), deadline, tunnel)
             except (OSError, TimeoutError, asyncssh.Error) as exc:
                 last = _describe(exc)
                 raise
@@ -132,7 +109,7 @@ class SshConnection(ShellConnection):
         def waiting(number: int, error: BaseException, pause: float) -> None:
             log.debug(
                 "site %s: waiting for sshd at %s (attempt %d: %s; next in %.1f s)",
-                self.site.name, self._where, number, _describe(error), pause,
+                self.site.name, failed.where, number, _describe(error), pause,
             )  # fmt: skip
 
         try:
@@ -144,108 +121,26 @@ class SshConnection(ShellConnection):
                 before_sleep=waiting,
             )
         except (OSError, TimeoutError, asyncssh.Error):
-            raise self._gave_up(attempts, last) from None
+            await self._close_all()  # no jump connection left open behind a site that never came
+            raise self._gave_up(failed, attempts, last) from None
+        except BaseException:
+            await self._close_all()  # a final refusal: no jump connection left open
+            raise
         log.debug("site %s: connected to %s", self.site.name, self._where)
 
-    def _gave_up(self, attempts: int, last: str) -> ConnectFailed:
+    async def _jump_connection(
+        self, jump: Hop, remaining: float, deadline: float
+    ) -> asyncssh.SSHClientConnection:
+        """The open connection to the jump host, dialled again only when it went away."""
+        if self._jump is None or self._jump.is_closed():
+            self._jump = await jump.login(remaining, deadline)
+        return self._jump
+
+    def _gave_up(self, hop: Hop, attempts: int, last: str) -> ConnectFailed:
         return ConnectFailed(
             self.site.name,
-            f"no SSH login at {self._where} within {self.connect_timeout:g} s "
+            f"no SSH login at {hop.where} within {self.connect_timeout:g} s "
             f"({attempts} attempts; last: {last})",
-        )
-
-    async def _attempt(
-        self,
-        client_key: asyncssh.SSHKey,
-        pinned: list[asyncssh.SSHKey],
-        remaining: float,
-        deadline: float,
-    ) -> asyncssh.SSHClientConnection:
-        """One dial; the errors waiting cannot fix become final ones."""
-        client = _PinnedKeyClient()
-        try:
-            return await self._dial(client, client_key, pinned, remaining)
-        except asyncssh.HostKeyNotVerifiable:
-            raise self._key_mismatch(client.seen_key, pinned) from None
-        except asyncssh.PermissionDenied:
-            raise ConnectFailed(
-                self.site.name,
-                f"login refused at {self._where}: the host does not accept the "
-                "inventory's key for this user",
-            ) from None
-        except (asyncssh.DisconnectError, ConnectionResetError):
-            # sshd hangs up during key exchange when it has no key of the pinned types; on
-            # a loaded machine the hang-up can arrive as a reset instead
-            await self._probe_host_key(client_key, pinned, deadline)
-            raise
-
-    async def _dial(
-        self,
-        client: _PinnedKeyClient,
-        client_key: asyncssh.SSHKey,
-        pinned: list[asyncssh.SSHKey],
-        remaining: float,
-        *,
-        any_key_type: bool = False,
-    ) -> asyncssh.SSHClientConnection:
-        """One connection attempt, bounded by `remaining` seconds.
-
-        Only the pinned key types are offered, so a host holding several keys shows a pinned
-        one; `any_key_type` offers all, to learn what a host without such a key has.
-        """
-        async with asyncio.timeout(remaining):
-            return await asyncssh.connect(
-                self.access.address,
-                self.access.port,
-                username=self.access.user,
-                client_factory=lambda: client,
-                client_keys=[client_key],
-                known_hosts=(pinned, [], []),
-                server_host_key_algs="default" if any_key_type else (),
-                agent_path=None,
-                config=None,
-                preferred_auth="publickey",
-                connect_timeout=remaining,
-                login_timeout=remaining,
-                keepalive_interval=KEEPALIVE_INTERVAL,
-                keepalive_count_max=KEEPALIVE_COUNT,
-            )
-
-    async def _probe_host_key(
-        self, client_key: asyncssh.SSHKey, pinned: list[asyncssh.SSHKey], deadline: float
-    ) -> None:
-        """Raise HostKeyMismatch if the host answers with a key, of any type, not pinned.
-
-        Called after a hang-up during the handshake, which is what sshd does when it has no
-        key of the types offered; anything else (still booting, flaky network) returns quietly
-        and the caller keeps retrying.
-        """
-        client = _PinnedKeyClient()
-        remaining = min(PROBE_TIMEOUT, deadline - time.monotonic())
-        if remaining <= 0:
-            return
-        try:
-            conn = await self._dial(client, client_key, pinned, remaining, any_key_type=True)
-        except asyncssh.HostKeyNotVerifiable:
-            raise self._key_mismatch(client.seen_key, pinned) from None
-        except (OSError, TimeoutError, asyncssh.Error):
-            return
-        conn.close()  # the host showed a pinned key after all; the normal dial retries
-
-    def _key_mismatch(
-        self, seen: asyncssh.SSHKey | None, pinned: list[asyncssh.SSHKey]
-    ) -> HostKeyMismatch:
-        pinned_text = ", ".join(f"{k.algorithm.decode()} {k.get_fingerprint()}" for k in pinned)
-        seen_text = (
-            f"{seen.algorithm.decode()} {seen.get_fingerprint()}"
-            if seen is not None
-            else "no key of a pinned type"
-        )
-        return HostKeyMismatch(
-            self.site.name,
-            f"host key mismatch at {self._where}: the host showed {seen_text}, the inventory "
-            f"pins {pinned_text}; refusing to connect (if the host was rebuilt, update the "
-            "inventory)",
         )
 
     def _need(self) -> asyncssh.SSHClientConnection:
@@ -358,23 +253,23 @@ class SshConnection(ShellConnection):
             self._forwards[port] = listener
         return f"http://127.0.0.1:{listener.get_port()}"
 
-    def _drop(self) -> asyncssh.SSHClientConnection | None:
-        """Forget the connection and its forwards; return the connection to close."""
+    async def close(self) -> None:
+        await self._close_all()
+
+    async def _close_all(self) -> None:
+        """Close the forwards, the site's connection, then the jump host's (innermost first)."""
         for listener in self._forwards.values():
             listener.close()
         self._forwards.clear()
-        conn, self._conn = self._conn, None
-        return conn
-
-    async def close(self) -> None:
-        conn = self._drop()
-        if conn is not None:
+        conns = [c for c in (self._conn, self._jump) if c is not None]
+        self._conn = self._jump = None
+        for conn in conns:
             conn.close()
             try:
                 async with asyncio.timeout(5.0):
                     await conn.wait_closed()
             except TimeoutError:
-                log.debug("site %s: connection to %s did not close in 5 s", self.site.name,
+                log.debug("site %s: a connection for %s did not close in 5 s", self.site.name,
                           self._where)  # fmt: skip
 
 
