@@ -310,7 +310,9 @@ def plan_demo(sites: int, app_dir: Path | None, workflow_file: Path | None) -> D
         apps = shipped_apps(spec, workflow_file)
     else:
         names = [f"site{index + 1}" for index in range(sites)]
-        apps = [] if app_dir is None else [DemoApp("mean-app", 66, app_dir)]
+        apps = (
+            [] if app_dir is None else [DemoApp("mean-app", SHIPPED_APPS["mean-app"][0], app_dir)]
+        )
     if not 1 <= len(names) <= MAX_SITES:
         raise BadInput(f"--sites must be between 1 and {MAX_SITES}, got {len(names)}")
     return DemoPlan(names, apps, workflow_file)

@@ -53,7 +53,7 @@ async def test_the_example_workflow_runs_both_engine_apps_to_the_centralized_fit
     )
     async with asyncio.timeout(DEADLINE):
         out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()[-3000:]
+    assert proc.returncode == 0, out.decode() + err.decode()[-2000:]  # failures are on stdout
     assert out.decode().splitlines()[-1] == (
         "every one of the 3 sites has the workflow's last result: "
         "step 2: coefficients.csv, model.json"
