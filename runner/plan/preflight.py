@@ -83,13 +83,15 @@ async def _check_apps(web: WebsiteClient, workflow: Workflow) -> None:
     """Every step's app is on the site; a missing one is named with its place in the file."""
     if not workflow.apps:
         return
+    several = len(workflow.apps) > 1
     try:
         await workflow_apps(web, workflow.apps)
     except MissingApp as exc:
-        field = f"apps[{exc.step}]" if len(workflow.apps) > 1 else "app"
+        field = f"apps[{exc.step}]" if several else "app"
         raise _as_runner_error(f"{workflow.source}: field {field}", exc) from None
     except FcError as exc:
-        raise _as_runner_error(f"{workflow.source}: field apps", exc) from None
+        field = "apps" if several else "app"
+        raise _as_runner_error(f"{workflow.source}: field {field}", exc) from None
 
 
 async def _checked(where: str, call: Awaitable[object]) -> None:
