@@ -113,13 +113,14 @@ def start_state(inventory: Inventory, workflow: Workflow, resume: str | None) ->
             workflow_digest=workflow.digest,
             inventory_digest=inv_digest,
             outputs=[w.file for w in WRITERS],
+            apps=workflow.apps,
         )
     state = new_state(
         new_run_id(),
         workflow_digest=workflow.digest,
         inventory_digest=inv_digest,
         sites=[s.name for s in inventory.sites],
-        app=workflow.app,
+        apps=workflow.apps,
         project_id=workflow.project_id if workflow.project_id else None,
     )
     if workflow.project_id is not None:

@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --up: pulumi destroy the stack afterwards, whatever happened",
     )
-    p.add_argument("--workflow", type=Path, help="workflow TOML (default: the stack config's)")
+    p.add_argument(
+        "--workflow",
+        type=Path,
+        help="workflow TOML (default: the stack config's; with --demo: run it on the demo's sites)",
+    )
     p.add_argument("--env-file", type=Path, help="USER=PASSWORD lines (default: ./.env if any)")
     p.add_argument(
         "--website-url",
@@ -184,14 +188,19 @@ async def demo_main(args: argparse.Namespace) -> int:
         json_output=args.json,
         keep_sites=args.keep_controllers,
         app_dir=engine_app_dir(args.app_engine, args.app_dir),
+        workflow_file=args.workflow,
     )
     if args.json:
-        outcome.summary["means"] = means
+        outcome.summary["means" if args.workflow is None else "last_steps"] = means
         print_outcome(outcome, True)
         return outcome.code
     print_outcome(outcome, False)
     values = sorted(set(means.values()))
-    if len(values) == 1 and len(means) == args.sites:
+    outcomes = outcome.summary.get("sites")
+    sites = len(outcomes) if args.workflow and isinstance(outcomes, dict) else args.sites
+    if len(values) == 1 and len(means) == sites and args.workflow is not None:
+        print(f"every one of the {sites} sites has the workflow's last result: {values[0]}")
+    elif len(values) == 1 and len(means) == sites:
         print(f"mean of the {args.sites} sites, computed by the emulated federation: {values[0]}")
     else:
         print(f"the sites disagree or some have no result: {means}")

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
 from runner.api import Outcome, execute
 from runner.demo_data import MEAN_CONFIG_YML, site_csv
 from runner.errors import BadInput, RunInterrupted
-from runner.plan.workflow import load_workflow
+from runner.plan.workflow import WorkflowSpec, load_workflow, read_spec
 from runner.sites.emulated import controller_spec
 
 DEFAULT_OUTDIR = Path("fedstack-runs")
@@ -39,11 +39,27 @@ EMULATOR_START_DEADLINE = 30.0
 MAX_SITES = 500
 #: the demo's controllers stand in for machines of their own: lower priority than the runner
 CONTROLLER_NICE = 19
+#: fedstack's apps on FeatureCloud's engine, one folder each
+APPS_DIR = Path(__file__).resolve().parents[1] / "apps"
 #: fedstack's mean app on FeatureCloud's engine (`--app-engine`)
-ENGINE_MEAN_APP = Path(__file__).resolve().parents[1] / "apps" / "mean"
+ENGINE_MEAN_APP = APPS_DIR / "mean"
 #: the controllers' registry of app folders in their data dir (docs/CONTRACTS.md, emulator)
 APPS_FILE = "apps.json"
-MEAN_APP = ("mean-app", 66)
+#: the apps a workflow file run by the demo may name: slug -> (id, folder under apps/)
+SHIPPED_APPS: dict[str, tuple[int, str]] = {
+    "mean-app": (66, "mean"),
+    "linear-regression": (901, "linear_regression"),
+    "standardize": (902, "standardize"),
+}
+
+
+@dataclass(frozen=True)
+class DemoApp:
+    """An app folder the demo's controllers run for a slug, which its website lists by id."""
+
+    slug: str
+    app_id: int
+    path: Path
 
 
 @dataclass
@@ -55,11 +71,16 @@ class DemoFederation:
 
 
 @contextlib.asynccontextmanager
-async def emulated_website(state_file: Path | None = None) -> AsyncIterator[str]:
-    """Start `python -m fcapi.emulator site` on a free loopback port; yield its URL."""
+async def emulated_website(
+    state_file: Path | None = None, apps: Sequence[DemoApp] = ()
+) -> AsyncIterator[str]:
+    """Start `python -m fcapi.emulator site` on a free loopback port, listing `apps` too;
+    yield its URL."""
     cmd = [sys.executable, "-m", "fcapi.emulator", "site", "--host", "127.0.0.1", "--port", "0"]
     if state_file is not None:
         cmd += ["--state", str(state_file)]
+    for app in apps:
+        cmd += ["--app", f"{app.slug}={app.app_id}"]
     proc = await asyncio.create_subprocess_exec(
         *cmd,
         stdout=asyncio.subprocess.PIPE,
@@ -136,27 +157,16 @@ async def create_accounts(website_url: str, count: int) -> dict[str, SecretStr]:
     return passwords
 
 
-def build_federation(
-    website_url: str, passwords: dict[str, SecretStr], sites_dir: Path, outdir: Path
-) -> DemoFederation:
-    """Local sites with the demo's data, an inventory for them and a workflow file."""
-    users = list(passwords)
-    ports = free_ports(len(users))
+def demo_inventory(
+    website_url: str, passwords: dict[str, SecretStr], names: Sequence[str], sites_dir: Path
+) -> Inventory:
+    """Local sites of these names (the first the coordinator), one demo user each, written
+    to `inventory.json` (so that an interrupted demo's controllers can be stopped)."""
+    ports = free_ports(len(names))
     entries: list[SiteEntry] = []
-    workflow = [
-        'app = "mean-app"',
-        'config = "config.yml"',
-        'deadline = "15m"',
-        f"outdir = {json.dumps(str(outdir))}",
-        "",
-    ]
-    for index, (user, port) in enumerate(zip(users, ports, strict=True)):
-        name = f"site{index + 1}"
+    for index, (name, user, port) in enumerate(zip(names, passwords, ports, strict=True)):
         workdir = sites_dir / name
         (workdir / "data").mkdir(parents=True)
-        data = sites_dir / "input" / f"{name}.csv"
-        data.parent.mkdir(exist_ok=True)
-        data.write_text(site_csv(index), encoding="utf-8")
         entries.append(
             SiteEntry(
                 name=name,
@@ -169,6 +179,30 @@ def build_federation(
                 ),
             )
         )
+    inventory = Inventory(version=INVENTORY_VERSION, stack="demo", sites=entries)
+    write_atomic(
+        sites_dir / "inventory.json", json.dumps(inventory.to_json_dict(), indent=2), mode=0o600
+    )
+    return inventory
+
+
+def build_federation(
+    website_url: str, passwords: dict[str, SecretStr], sites_dir: Path, outdir: Path
+) -> DemoFederation:
+    """Local sites with the demo's data, an inventory for them and a workflow file."""
+    names = [f"site{index + 1}" for index in range(len(passwords))]
+    inventory = demo_inventory(website_url, passwords, names, sites_dir)
+    workflow = [
+        'app = "mean-app"',
+        'config = "config.yml"',
+        'deadline = "15m"',
+        f"outdir = {json.dumps(str(outdir))}",
+        "",
+    ]
+    for index, name in enumerate(names):
+        data = sites_dir / "input" / f"{name}.csv"
+        data.parent.mkdir(exist_ok=True)
+        data.write_text(site_csv(index), encoding="utf-8")
         workflow += [
             f"[sites.{name}]",
             f'files = [{{ path = "input/{name}.csv", as = "data.csv" }}]',
@@ -177,10 +211,6 @@ def build_federation(
     (sites_dir / "config.yml").write_text(MEAN_CONFIG_YML, encoding="utf-8")
     workflow_file = sites_dir / "workflow.toml"
     workflow_file.write_text("\n".join(workflow), encoding="utf-8")
-    inventory = Inventory(version=INVENTORY_VERSION, stack="demo", sites=entries)
-    write_atomic(
-        sites_dir / "inventory.json", json.dumps(inventory.to_json_dict(), indent=2), mode=0o600
-    )
     return DemoFederation(inventory, passwords, workflow_file, sites_dir)
 
 
@@ -194,13 +224,30 @@ def engine_app_dir(app_engine: bool, app_dir: Path | None) -> Path | None:
     return folder
 
 
-def register_app_folder(fed: DemoFederation, folder: Path) -> None:
-    """Tell every demo controller to run `folder` for the mean app's slug and id."""
-    slug, app_id = MEAN_APP
-    entry = [{"slug": slug, "id": app_id, "path": str(folder)}]
-    for site in fed.inventory.sites:
+def shipped_apps(spec: WorkflowSpec, source: Path) -> list[DemoApp]:
+    """The app folders of the apps a workflow file names, each run on FeatureCloud's engine;
+    a slug fedstack ships no folder for, or a project id, is one line naming the field."""
+    if spec.project_id is not None:
+        raise BadInput(f"{source}: field project_id: the demo makes its own project; use apps")
+    found: dict[str, DemoApp] = {}
+    for step, slug in enumerate(spec.slugs):
+        if slug not in SHIPPED_APPS:
+            field = f"apps[{step}]" if spec.apps is not None else "app"
+            raise BadInput(
+                f"{source}: field {field}: the demo has no app folder for {slug!r} "
+                f"(it runs {', '.join(SHIPPED_APPS)})"
+            )
+        app_id, folder = SHIPPED_APPS[slug]
+        found[slug] = DemoApp(slug, app_id, APPS_DIR / folder)
+    return list(found.values())
+
+
+def register_app_folders(inventory: Inventory, apps: Sequence[DemoApp]) -> None:
+    """Tell every demo controller to run each app's folder for its slug and id."""
+    entries = [{"slug": a.slug, "id": a.app_id, "path": str(a.path)} for a in apps]
+    for site in inventory.sites:
         data_dir = Path(site.controller.data_dir)
-        write_atomic(data_dir / APPS_FILE, json.dumps(entry), mode=0o644)
+        write_atomic(data_dir / APPS_FILE, json.dumps(entries), mode=0o644)
 
 
 def prepare_outdir(outdir: Path) -> Path:
@@ -220,6 +267,70 @@ def read_means(run_dir: Path) -> dict[str, str]:
     return found
 
 
+def read_last_steps(run_dir: Path) -> dict[str, str]:
+    """Each site's result of the last step of its last run, as the step and its files' names,
+    by site: the same everywhere when every site got through the whole workflow (the files'
+    contents may differ: an app may write more at the coordinator)."""
+    found: dict[str, str] = {}
+    for site in sorted(p for p in (run_dir / "sites").glob("*") if p.is_dir()):
+        steps = [p for p in site.glob("run*/step*") if p.is_dir() and _step_key(p) is not None]
+        if not steps:
+            continue
+        last = max(steps, key=lambda p: _step_key(p) or (0, 0))
+        files = sorted(p.relative_to(last).as_posix() for p in last.rglob("*") if p.is_file())
+        found[site.name] = f"step {last.name.removeprefix('step')}: {', '.join(files) or '-'}"
+    return found
+
+
+def _step_key(step_dir: Path) -> tuple[int, int] | None:
+    """(run, step) of a `run<n>/step<s>` folder, None for anything else."""
+    run, step = step_dir.parent.name.removeprefix("run"), step_dir.name.removeprefix("step")
+    return (int(run), int(step)) if run.isdigit() and step.isdigit() else None
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What a demo runs: its sites (the first the coordinator) and the app folders its
+    controllers run; `workflow_file` None is the mean demo's own workflow."""
+
+    names: list[str]
+    apps: list[DemoApp]
+    workflow_file: Path | None = None
+
+
+def plan_demo(sites: int, app_dir: Path | None, workflow_file: Path | None) -> DemoPlan:
+    """The mean demo on `sites` sites, or the workflow file's apps on the sites it names."""
+    if workflow_file is not None and app_dir is not None:
+        raise BadInput(
+            "--app-engine and --app-dir choose the mean demo's app; --workflow names its own"
+        )
+    if workflow_file is not None:
+        spec = read_spec(workflow_file)
+        names = list(spec.sites)
+        apps = shipped_apps(spec, workflow_file)
+    else:
+        names = [f"site{index + 1}" for index in range(sites)]
+        apps = (
+            [] if app_dir is None else [DemoApp("mean-app", SHIPPED_APPS["mean-app"][0], app_dir)]
+        )
+    if not 1 <= len(names) <= MAX_SITES:
+        raise BadInput(f"--sites must be between 1 and {MAX_SITES}, got {len(names)}")
+    return DemoPlan(names, apps, workflow_file)
+
+
+def _federation(
+    plan: DemoPlan, url: str, passwords: dict[str, SecretStr], sites_dir: Path, outdir: Path
+) -> DemoFederation:
+    if plan.workflow_file is None:
+        fed = build_federation(url, passwords, sites_dir, outdir)
+    else:
+        inventory = demo_inventory(url, passwords, plan.names, sites_dir)
+        fed = DemoFederation(inventory, passwords, plan.workflow_file.resolve(), sites_dir)
+    if plan.apps:
+        register_app_folders(fed.inventory, plan.apps)
+    return fed
+
+
 async def run_demo(
     sites: int,
     outdir: Path,
@@ -227,19 +338,22 @@ async def run_demo(
     json_output: bool = False,
     keep_sites: bool = False,
     app_dir: Path | None = None,
+    workflow_file: Path | None = None,
 ) -> tuple[Outcome, dict[str, str]]:
-    """The demo; with `app_dir`, every site runs that engine app folder as the mean app."""
-    if not 1 <= sites <= MAX_SITES:
-        raise BadInput(f"--sites must be between 1 and {MAX_SITES}, got {sites}")
+    """The demo and each site's answer; with `app_dir`, every site runs that engine app folder
+    as the mean app; with `workflow_file`, the file's workflow runs on the sites it names,
+    each of its apps from its folder in apps/ on FeatureCloud's engine, and each site's answer
+    is its last step's result (`read_last_steps`)."""
+    plan = plan_demo(sites, app_dir, workflow_file)
     outdir = await asyncio.to_thread(prepare_outdir, outdir)
     sites_dir = Path(tempfile.mkdtemp(dir=outdir, prefix=".demo-sites-"))
     try:
-        async with emulated_website() as url:
-            passwords = await create_accounts(url, sites)
-            fed = build_federation(url, passwords, sites_dir, outdir)
-            if app_dir is not None:
-                register_app_folder(fed, app_dir)
+        async with emulated_website(apps=plan.apps) as url:
+            passwords = await create_accounts(url, len(plan.names))
+            fed = _federation(plan, url, passwords, sites_dir, outdir)
             workflow = load_workflow(fed.workflow_file, fed.inventory)
+            if plan.workflow_file is not None:  # the demo's runs go where the demo's go
+                workflow = workflow.model_copy(update={"outdir": outdir})
             outcome = await execute(
                 fed.inventory,
                 workflow,
@@ -247,7 +361,8 @@ async def run_demo(
                 website_url=url,
                 json_output=json_output,
             )
-        return outcome, read_means(outcome.run_dir)
+        read = read_means if plan.workflow_file is None else read_last_steps
+        return outcome, read(outcome.run_dir)
     except RunInterrupted:
         await asyncio.to_thread(stop_controllers, sites_dir)
         raise

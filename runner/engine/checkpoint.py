@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_serializer,
+    model_validator,
 )
 
 from fcapi.files import write_atomic
@@ -149,6 +150,13 @@ class Attempt(_Model):
     failures: dict[str, str] = Field(default_factory=dict)
 
 
+class StepApp(_Model):
+    """One step of the project's workflow: its app's slug, and its id once looked up."""
+
+    slug: str
+    app_id: int | None = None
+
+
 class RunState(_Model):
     version: int = STATE_VERSION
     run_id: str
@@ -158,7 +166,10 @@ class RunState(_Model):
     updated_at: datetime
     #: the overall phase the run is in (or stopped in); `done` and `failed` are final
     phase: str = "start"
+    #: the first step's app (a state of one app, from before `steps`, has only this)
     app: str | None = None
+    #: the project's workflow, in order: what a resume must find the workflow file naming
+    steps: list[StepApp] = Field(default_factory=list)
     #: set just before `create_project` is called: if a crash follows, the project may exist
     project_create_started_at: datetime | None = None
     project_id: int | None = None
@@ -168,6 +179,19 @@ class RunState(_Model):
     phases: dict[str, PhaseRecord] = Field(default_factory=dict)
     sites: dict[str, SiteState]
     attempts: list[Attempt] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_app_is_one_step(cls, data: Any) -> Any:
+        """A state from before `steps` records its one app only: that app is its one step."""
+        if isinstance(data, dict) and not data.get("steps") and data.get("app"):
+            return {**data, "steps": [{"slug": data["app"]}]}
+        return data
+
+    @property
+    def slugs(self) -> list[str]:
+        """The workflow's apps in order (none: an existing project)."""
+        return [s.slug for s in self.steps]
 
     def site(self, name: str) -> SiteState:
         try:
@@ -323,17 +347,21 @@ def new_state(
     inventory_digest: str,
     sites: Iterable[str],
     app: str | None = None,
+    apps: Sequence[str] = (),
     project_id: int | None = None,
     now: datetime | None = None,
 ) -> RunState:
+    """A new run's state; `apps` is its workflow in order (`app` alone: one step)."""
     at = now or utcnow()
+    slugs = list(apps) if apps else ([app] if app is not None else [])
     return RunState(
         run_id=run_id,
         workflow_digest=workflow_digest,
         inventory_digest=inventory_digest,
         created_at=at,
         updated_at=at,
-        app=app,
+        app=slugs[0] if slugs else None,
+        steps=[StepApp(slug=slug) for slug in slugs],
         project_id=project_id,
         sites={name: SiteState() for name in sites},
     )
@@ -395,14 +423,21 @@ def resume_state(
     workflow_digest: str,
     inventory_digest: str,
     outputs: Iterable[str] = (),
+    apps: Sequence[str] | None = None,
 ) -> RunState:
     """Load a run to continue it, refusing when its inputs changed since it started.
 
     A run that finished is refused only once every one of its `outputs` (files relative to
     its folder) is there: killed between its last checkpoint and its outputs, it still owes
-    them, and a resume writes them.
+    them, and a resume writes them. `apps`, the workflow's apps in order, is compared first,
+    so that a changed list of apps is named as such (the project's workflow is set already).
     """
     state = load_state(outdir, run_id)
+    if apps is not None and state.slugs != list(apps):
+        raise CheckpointError(
+            f"cannot resume run {run_id}: it was started with {_apps_phrase(state.slugs)} and "
+            f"the workflow file now names {_apps_phrase(apps)}; restore it or start a new run"
+        )
     if state.workflow_digest != workflow_digest:
         raise CheckpointError(
             f"cannot resume run {run_id}: the workflow file changed since it started; "
@@ -418,6 +453,12 @@ def resume_state(
             f"run {run_id} already finished; its results are in {outdir / run_id}"
         )
     return state
+
+
+def _apps_phrase(slugs: Sequence[str]) -> str:
+    if not slugs:
+        return "an existing project (project_id)"
+    return ("apps " if len(slugs) > 1 else "app ") + ", ".join(slugs)
 
 
 def list_runs(outdir: Path) -> list[str]:

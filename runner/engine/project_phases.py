@@ -22,6 +22,7 @@ from runner.engine.checkpoint import project_name, utcnow
 from runner.engine.context import SHUTDOWN_DEADLINE, RunContext, SiteRun, failure_line
 from runner.engine.liveness import first_of, name_failing_sites, watch_controllers
 from runner.errors import RunFailed
+from runner.plan.apps import workflow_apps
 
 #: a project a failed run leaves behind, which a resume runs again
 ENDED_UNFINISHED = frozenset({"stopped", "error", "failed"})
@@ -139,13 +140,13 @@ async def run_again(run: RunContext, web: WebsiteClient) -> None:
 
 
 async def create_project(run: RunContext, web: WebsiteClient) -> Project:
-    """A new project with the workflow's app, in two steps a resume can finish.
+    """A new project with the workflow's apps in order, in two steps a resume can finish.
 
     The project id is recorded the moment it exists, and the intent before that, so a run
     cut off in between finds its project (by id, or by the run id in its name) and only
-    sets the app it may still lack, instead of creating a second project.
+    sets the workflow it may still lack, instead of creating a second project.
     """
-    assert run.workflow.app is not None
+    assert run.workflow.apps
     name = project_name(run.state.run_id)
     project: Project | None = None
     if run.state.project_id is not None:
@@ -156,15 +157,26 @@ async def create_project(run: RunContext, web: WebsiteClient) -> Project:
                 project = await web.get_project(candidate.id)
     if project is not None and project.status not in ("", "init"):
         return project  # its workflow is set: nothing left to do
-    app = await web.app_by_slug(run.workflow.app)
-    await web.add_to_library(app.id)
+    app_ids = await workflow_app_ids(run, web)
     if project is None:
         run.state.project_create_started_at = utcnow()
         await run.saver.flush()
         project = await create_named(web, name, f"fedstack run {run.state.run_id}")
         run.state.record_project(project.id)
         await run.saver.flush()
-    return await web.set_workflow(project.id, [app.id])
+    return await web.set_workflow(project.id, app_ids)
+
+
+async def workflow_app_ids(run: RunContext, web: WebsiteClient) -> list[int]:
+    """Each step's app id, in order, every app in the coordinator's library; the ids are
+    recorded in the state's steps (the report names each step by slug and id)."""
+    apps = await workflow_apps(web, run.workflow.apps)
+    for app in {app.id: app for app in apps}.values():
+        await web.add_to_library(app.id)
+    for step, app in zip(run.state.steps, apps, strict=True):
+        step.app_id = app.id
+    await run.saver.flush()
+    return [app.id for app in apps]
 
 
 async def create_named(web: WebsiteClient, name: str, description: str) -> Project:

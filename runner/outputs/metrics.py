@@ -23,6 +23,7 @@ from pydantic import Field
 from fedinfra.inventory import Inventory, SiteEntry
 from runner.engine.checkpoint import PHASE_ORDER, Attempt, PhaseRecord, RunState, utcnow
 from runner.outputs.model import OutputModel
+from runner.outputs.steps import StepMetrics, step_metrics
 
 METRICS_FILE = "metrics.json"
 #: fcapi's default politeness: 3 requests/s per user, burst 3
@@ -128,6 +129,9 @@ class Metrics(OutputModel):
     logs: list[str]
     #: every start and resume of the run and how each ended; `status` is how the run stands
     attempts: list[Attempt] = Field(default_factory=list)
+    #: the workflow's apps in order (`app` is the first), and each step's app and files
+    apps: list[str] = Field(default_factory=list)
+    steps: list[StepMetrics] = Field(default_factory=list)
 
 
 def request_metrics(
@@ -330,6 +334,8 @@ def build_metrics(
         result_files=sorted(f for s in sites for fs in s.result_files.values() for f in fs),
         logs=sorted(p for s in sites for p in s.logs),
         attempts=state.attempts,
+        apps=state.slugs,
+        steps=step_metrics(state),
     )
 
 

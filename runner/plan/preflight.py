@@ -15,9 +15,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fcapi.errors import AuthError, FcError, NotFound, PermissionDenied, TransportError
-from fcapi.website import WebsitePool
+from fcapi.website import WebsiteClient, WebsitePool
 from fedinfra.inventory import Inventory
 from runner.errors import BadInput, RunFailed
+from runner.plan.apps import MissingApp, workflow_apps
 from runner.plan.workflow import Workflow, writable_folder
 
 #: the whole preflight; a website that takes longer is not one a run can use now
@@ -59,8 +60,7 @@ async def _on_the_website(pool: WebsitePool, inventory: Inventory, workflow: Wor
         if isinstance(outcome, BaseException):
             raise outcome
     web = pool.client(inventory.coordinator.fc_user)
-    if workflow.app is not None:
-        await _checked(f"{workflow.source}: field app", web.app_by_slug(workflow.app))
+    await _check_apps(web, workflow)
     if workflow.project_id is not None:
         where = f"{workflow.source}: field project_id"
         try:
@@ -77,6 +77,21 @@ async def _on_the_website(pool: WebsitePool, inventory: Inventory, workflow: Wor
                 f"{where}: project {workflow.project_id} is not coordinated by "
                 f"{inventory.coordinator.fc_user} (its role there: {project.role})"
             )
+
+
+async def _check_apps(web: WebsiteClient, workflow: Workflow) -> None:
+    """Every step's app is on the site; a missing one is named with its place in the file."""
+    if not workflow.apps:
+        return
+    several = len(workflow.apps) > 1
+    try:
+        await workflow_apps(web, workflow.apps)
+    except MissingApp as exc:
+        field = f"apps[{exc.step}]" if several else "app"
+        raise _as_runner_error(f"{workflow.source}: field {field}", exc) from None
+    except FcError as exc:
+        field = "apps" if several else "app"
+        raise _as_runner_error(f"{workflow.source}: field {field}", exc) from None
 
 
 async def _checked(where: str, call: Awaitable[object]) -> None:

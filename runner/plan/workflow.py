@@ -7,7 +7,9 @@ mistake gets its own one-line message naming the file, the site and the field.
 Format (TOML; relative paths are relative to the workflow file's folder):
 
     app = "mean-app"            # a new project each run; or: project_id = 123
-    config = "config.yml"       # the app's config.yml, uploaded to every site (optional)
+                                # or several apps in order: apps = ["standardize", "mean-app"]
+    config = "config.yml"       # the apps' config.yml, uploaded to every site (optional); in a
+                                # workflow of several apps it holds every app's section
     deadline = "30m"            # for the whole run: 90s, 30m, 1h30m, or seconds as a number
     outdir = "runs"             # where <run-id>/ folders go (default "runs")
 
@@ -35,11 +37,13 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -64,6 +68,8 @@ MAX_WORKFLOW_BYTES = 1 << 20
 MAX_DEADLINE = 7 * 24 * 3600.0
 #: app slugs on FeatureCloud are short words
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
+#: the most apps one workflow may chain (FeatureCloud's own workflows have a handful)
+MAX_STEPS = 64
 
 
 class WorkflowError(BadInput):
@@ -171,10 +177,27 @@ class SiteFiles(_Strict):
         return self
 
 
-class WorkflowSpec(_Strict):
-    """The file as written, before it is checked against the inventory and the disk."""
+def check_slug(app: str) -> str:
+    """An app slug as FeatureCloud spells them, or ValueError."""
+    if not _SLUG.fullmatch(app):
+        raise ValueError(
+            f"{app[:40]!r} is not an app slug (letters, digits, '.', '_', '-', '/'; at most 128)"
+        )
+    return app
 
-    app: str | None = Field(default=None, min_length=1)
+
+Slug = Annotated[str, AfterValidator(check_slug)]
+
+
+class WorkflowSpec(_Strict):
+    """The file as written, before it is checked against the inventory and the disk.
+
+    `apps` is a workflow of several apps, in order, each step's output the next step's input
+    (a FeatureCloud project's workflow); `app` is the one-step spelling of the same.
+    """
+
+    app: Slug | None = Field(default=None, min_length=1)
+    apps: list[Slug] | None = Field(default=None, max_length=MAX_STEPS)
     project_id: int | None = Field(default=None, gt=0, lt=2**63)
     config: str | None = Field(default=None, min_length=1, max_length=4096)
     deadline: Annotated[float, BeforeValidator(parse_duration)] = 3600.0
@@ -182,15 +205,14 @@ class WorkflowSpec(_Strict):
     unpack: UnpackLimits = Field(default_factory=UnpackLimits)
     sites: dict[str, SiteFiles] = Field(min_length=1)
 
-    @field_validator("app")
+    @field_validator("apps")
     @classmethod
-    def _slug(cls, app: str | None) -> str | None:
-        if app is not None and not _SLUG.fullmatch(app):
-            raise ValueError(
-                f"{app[:40]!r} is not an app slug (letters, digits, '.', '_', '-', '/'; "
-                "at most 128)"
-            )
-        return app
+    def _not_with_app(cls, apps: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if apps is not None and info.data.get("app") is not None:
+            raise ValueError("give app (one app) or apps (a list of apps, in order), not both")
+        if apps == []:
+            raise ValueError("an empty list names no app; give at least one app slug")
+        return apps
 
     @field_validator("sites")
     @classmethod
@@ -204,15 +226,24 @@ class WorkflowSpec(_Strict):
 
     @model_validator(mode="after")
     def _app_xor_project(self) -> WorkflowSpec:
-        if self.app is not None and self.project_id is not None:
+        if self.slugs and self.project_id is not None:
             raise ValueError(
-                "give app (a new project each run) or project_id (an existing one), not both"
+                "give app or apps (a new project each run) or project_id (an existing one), "
+                "not both"
             )
-        if self.app is None and self.project_id is None:
+        if not self.slugs and self.project_id is None:
             raise ValueError(
-                "give exactly one of app (a new project each run) and project_id (an existing one)"
+                "give exactly one of app (or apps: a new project each run) and project_id "
+                "(an existing one)"
             )
         return self
+
+    @property
+    def slugs(self) -> list[str]:
+        """The workflow's apps in order, however the file spells them (none: a project id)."""
+        if self.apps is not None:
+            return list(self.apps)
+        return [self.app] if self.app is not None else []
 
 
 class LocalFile(_Strict):
@@ -238,7 +269,8 @@ class Workflow(_Strict):
     """A workflow that passed every check, with paths resolved: what the runner executes."""
 
     source: Path
-    app: str | None
+    #: the project's workflow, app slugs in order (empty for an existing project)
+    apps: tuple[str, ...]
     project_id: int | None
     config: Path | None
     deadline_seconds: float
@@ -247,6 +279,11 @@ class Workflow(_Strict):
     coordinator: str
     sites: dict[str, SitePlan]
     digest: str
+
+    @property
+    def app(self) -> str | None:
+        """The first step's app: what callers that name one app read."""
+        return self.apps[0] if self.apps else None
 
 
 def _where(source: Path, loc: tuple[int | str, ...]) -> str:
@@ -282,7 +319,7 @@ def _unknown_key(loc: tuple[int | str, ...]) -> str:
         return "unknown key (known: files, host_files)"
     if len(loc) == 2 and loc[0] == "unpack":
         return "unknown key (known: member, zip, run)"
-    return "unknown key (known: app, project_id, config, deadline, outdir, unpack, sites)"
+    return "unknown key (known: app, apps, project_id, config, deadline, outdir, unpack, sites)"
 
 
 def read_spec(path: Path) -> WorkflowSpec:
@@ -356,7 +393,7 @@ def check_against(spec: WorkflowSpec, inventory: Inventory, source: Path) -> Wor
         )
     return Workflow(
         source=source,
-        app=spec.app,
+        apps=tuple(spec.slugs),
         project_id=spec.project_id,
         config=_config_file(spec, source),
         deadline_seconds=spec.deadline,
@@ -450,8 +487,18 @@ def _os_reason(exc: OSError | ValueError | RuntimeError) -> str:
 
 
 def workflow_digest(spec: WorkflowSpec) -> str:
-    """What a resume compares: the file's meaning, not its whitespace or comments."""
-    return digest_json(spec.model_dump(mode="json", by_alias=True))
+    """What a resume compares: the file's meaning, not its whitespace or comments.
+
+    `apps = ["x"]` means `app = "x"`, and a file without `apps` digests as it did before the
+    key existed, so that a run started with either spelling (or before) still resumes.
+    """
+    data = spec.model_dump(mode="json", by_alias=True, exclude={"app", "apps"})
+    slugs = spec.slugs
+    if len(slugs) > 1:
+        data["apps"] = slugs
+    else:
+        data["app"] = slugs[0] if slugs else None
+    return digest_json(data)
 
 
 def workflow_path_from_config(config: Mapping[str, Any], project_dir: Path) -> Path | None:

@@ -114,3 +114,56 @@ def test_inventory_digest_ignores_passwords_only() -> None:
     fewer = make_inventory(("alpha", "beta"))
     assert cp.inventory_digest(inv) != cp.inventory_digest(fewer)
     assert cp.digest_json({"a": 1, "b": 2}) == cp.digest_json({"b": 2, "a": 1})
+
+
+def _apps_state(apps: list[str]) -> cp.RunState:
+    return cp.new_state(
+        "20261123-114501-ab13",
+        workflow_digest="sha256:w",
+        inventory_digest="sha256:i",
+        sites=["alpha", "beta"],
+        apps=apps,
+        now=T0,
+    )
+
+
+def test_the_state_records_every_step_and_a_resume_with_other_apps_is_refused(tmp_path) -> None:
+    state = _apps_state(["standardize", "linear-regression"])
+    state.steps[1].app_id = 901
+    cp.save_state(state, tmp_path)
+    saved = json.loads((tmp_path / state.run_id / "state.json").read_text())
+    assert saved["steps"] == [
+        {"slug": "standardize", "app_id": None},
+        {"slug": "linear-regression", "app_id": 901},
+    ]
+    assert saved["app"] == "standardize"
+    same = ["standardize", "linear-regression"]
+    args = {"workflow_digest": "sha256:w", "inventory_digest": "sha256:i"}
+    assert cp.resume_state(tmp_path, state.run_id, apps=same, **args).slugs == same
+    for other, named in (
+        (["linear-regression", "standardize"], "apps linear-regression, standardize"),
+        (["standardize"], "app standardize"),
+        ([], "an existing project (project_id)"),
+    ):
+        with pytest.raises(cp.CheckpointError) as info:
+            cp.resume_state(tmp_path, state.run_id, apps=other, **args)
+        assert str(info.value) == (
+            f"cannot resume run {state.run_id}: it was started with apps standardize, "
+            f"linear-regression and the workflow file now names {named}; restore it or start "
+            "a new run"
+        )
+
+
+def test_a_state_of_one_app_from_before_steps_loads_as_one_step(tmp_path) -> None:
+    state = _state()
+    cp.save_state(state, tmp_path)
+    path = tmp_path / state.run_id / "state.json"
+    old = json.loads(path.read_text())
+    del old["steps"]  # as a state written before workflows of several apps
+    path.write_text(json.dumps(old))
+    loaded = cp.load_state(tmp_path, state.run_id)
+    assert loaded.slugs == ["mean-app"] and loaded.app == "mean-app"
+    args = {"workflow_digest": "sha256:w", "inventory_digest": "sha256:i"}
+    assert cp.resume_state(tmp_path, state.run_id, apps=["mean-app"], **args).slugs == ["mean-app"]
+    with pytest.raises(cp.CheckpointError, match="started with app mean-app and the workflow"):
+        cp.resume_state(tmp_path, state.run_id, apps=["mean-app", "mean-app"], **args)

@@ -100,6 +100,10 @@ BAD: list[tuple[str, tuple[str, str], str]] = [
     ("missing local file", ("data/a.csv", "data/nope.csv"), "site 'alpha', field files[0]: "),
     ("local is a dir", ('"data/g.csv"', '"data"'), "site 'gamma', field files[0]: "),
     ("missing config", ('"config.yml"', '"conf.yml"'), "field config: "),
+    ("empty apps", ('app = "mean-app"', "apps = []"), "field apps: an empty list names no app"),
+    ("bad slug in apps", ('app = "mean-app"', 'apps = ["a", "b c"]'), "field apps[1]: 'b c'"),
+    ("app and apps", ('app = "mean-app"', 'app = "a"\napps = ["b"]'), "field apps: give app"),
+    ("apps not a list", ('app = "mean-app"', 'apps = "a"'), "field apps: "),
 ]
 
 
@@ -215,3 +219,39 @@ def test_the_documented_example_is_valid(tmp_path: Path) -> None:
     w = wf.load_workflow(path, make_inventory(("alpha", "beta")))
     assert w.sites["beta"].host[0].path == "/srv/hospital/cohort.csv"
     assert [f.name for f in w.sites["alpha"].local] == ["alpha.csv", "data.csv"]
+
+
+def test_a_workflow_of_several_apps_keeps_their_order(folder: Path) -> None:
+    text = GOOD.replace('app = "mean-app"', 'apps = ["standardize", "linear-regression"]')
+    w = wf.load_workflow(_write(folder, text), make_inventory())
+    assert w.apps == ("standardize", "linear-regression")
+    assert w.app == "standardize" and w.project_id is None
+    swapped = text.replace(
+        '"standardize", "linear-regression"', '"linear-regression", "standardize"'
+    )
+    assert wf.load_workflow(_write(folder, swapped), make_inventory()).digest != w.digest
+
+
+def test_one_app_is_a_one_step_list_with_the_digest_it_always_had(folder: Path) -> None:
+    one = wf.load_workflow(_write(folder, GOOD), make_inventory())
+    listed = GOOD.replace('app = "mean-app"', 'apps = ["mean-app"]')
+    as_list = wf.load_workflow(_write(folder, listed), make_inventory())
+    assert one.apps == as_list.apps == ("mean-app",)
+    assert one.digest == as_list.digest
+    # the digest a file of one app had before `apps` existed, so its runs still resume
+    (folder / "a.csv").write_text("1\n")
+    old = _write(folder, 'app = "a"\n[sites.alpha]\nfiles = ["a.csv"]\n')
+    assert wf.workflow_digest(wf.read_spec(old)) == (
+        "sha256:4c2349b8034d6a575dfcb5a2029d82989224c243fe685e0be99906435f8d3a19"
+    )
+
+
+def test_apps_with_a_project_id_is_refused_in_one_line(folder: Path) -> None:
+    text = GOOD.replace('app = "mean-app"', 'apps = ["a", "b"]\nproject_id = 3')
+    path = _write(folder, text)
+    with pytest.raises(wf.WorkflowError) as info:
+        wf.load_workflow(path, make_inventory())
+    assert str(info.value) == (
+        f"{path}: give app or apps (a new project each run) or project_id (an existing one), "
+        "not both"
+    )
