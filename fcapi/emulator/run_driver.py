@@ -1,14 +1,16 @@
 """One site's part of a project run: set up the app, relay its messages, write the results.
 
 A step's app is either an app folder registered for its slug (`engine.folders`), run as a
-process on FeatureCloud's engine and driven over HTTP by `engine.driver`, or an in-process
-app of `fcapi.emulator.apps`, driven here by the same calls as methods. The project being shut
-down or reset ends the loop without a report.
+process on FeatureCloud's engine and spoken to over HTTP, or an in-process app of
+`fcapi.emulator.apps`; one loop (`engine.driver.drive`) drives both, polling status on the
+same interval (`app_poll`) and waking early when mail comes. The project being shut down or
+reset ends the loop without a report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -20,19 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from fcapi.emulator.apps import emulated
-from fcapi.emulator.apps.base import FederatedApp, Setup
+from fcapi.emulator.apps.base import FederatedApp, Setup, in_process
 from fcapi.emulator.engine import driver
 from fcapi.emulator.engine.folders import AppFolder, check_folder
-from fcapi.emulator.engine.process import AppProcess
 from fcapi.emulator.engine.venvs import ensure_venv, venv_python
 from fcapi.emulator.faults import Faults, names_site
 from fcapi.emulator.httputil import HTTPError
 from fcapi.emulator.layout import RunLayout, uploads_dir, zip_output
 from fcapi.emulator.relay_client import RelayClient
 from fcapi.emulator.run_errors import AppFailed, Stopped
-
-#: how long an in-process app's driver long-polls its inbox (it checks status after each call)
-POLL = 20.0
 
 
 class HangingApp(FederatedApp):
@@ -42,7 +40,7 @@ class HangingApp(FederatedApp):
     slug = "hang"
     name = "hang"
 
-    def setup(self, setup: Setup) -> None:
+    def work(self, setup: Setup) -> None:
         pass
 
     def receive(self, sender: str, memo: str, data: bytes) -> None:
@@ -147,39 +145,32 @@ async def _run_step(
 ) -> None:
     view = spec.view
     me, site_name = str(view["me"]), str(view.get("siteName") or "")
-    clients = [str(m["id"]) for m in view["members"]]
     coordinator = next(str(m["id"]) for m in view["members"] if m["coordinator"])
     faults = [spec.own_faults, Faults.model_validate(view.get("faults") or {})]
     folder = spec.folders.get(slug)
     kind = f"app folder {folder.path}" if folder else "in-process app"
     log("info", f"step {step}: app {slug} ({kind}) at site {site_name!r} ({me})")
     app = make_app(slug, site_name, faults, engine=folder is not None)
-    if app is None and folder is not None:
-        run = driver.StepRun(
-            relay=spec.relay,
-            pid=layout.pid,
-            run=layout.run,
-            step=step,
-            me=me,
-            coordinator=coordinator,
-            clients=clients,
-            site_name=site_name,
-            deadline=deadline,
-            run_timeout=spec.run_timeout,
-            log=log,
-            poll=spec.app_poll,
-        )
-        await run_engine_app(
-            folder, layout, step, run, log, lambda: _maybe_die(faults, site_name, log, spec.die)
-        )
-        return
-    assert app is not None
-    setup = Setup(
-        me, me == coordinator, clients, coordinator, layout.input(step), layout.output(step)
+    run = driver.StepRun(
+        relay=spec.relay,
+        pid=layout.pid,
+        run=layout.run,
+        step=step,
+        me=me,
+        coordinator=coordinator,
+        clients=[str(m["id"]) for m in view["members"]],
+        site_name=site_name,
+        deadline=deadline,
+        run_timeout=spec.run_timeout,
+        log=log,
+        poll=spec.app_poll,
     )
-    await asyncio.to_thread(app.setup, setup)
-    _maybe_die(faults, site_name, log, spec.die)
-    await _drive(app, spec.relay, layout.pid, layout.run, step, deadline, log)
+    after_start = functools.partial(_maybe_die, faults, site_name, log, spec.die)
+    if app is None and folder is not None:
+        await run_engine_app(folder, layout, step, run, log, after_start)
+    else:
+        assert app is not None
+        await run_in_process(app, layout, step, run, log, after_start)
 
 
 def _maybe_die(faults: list[Faults], site_name: str, log: StepLog, die: Callable[[], None]) -> None:
@@ -200,20 +191,27 @@ async def run_engine_app(
     """The step's app as a process from its folder: venv, start, drive, and always stop."""
     check_folder(folder.path)
     venv = await asyncio.to_thread(ensure_venv, folder.path, log=layout.log(step))
-    app = AppProcess(
-        folder.path,
-        venv_python(venv),
-        layout.input(step),
-        layout.output(step),
-        lambda line: log.write("app", line),
-    )
-    try:
-        await app.start()
-        log("info", f"step {step}: app process {app.pid} serves on {app.socket}")
+    out = layout.input(step), layout.output(step)
+    on_line = functools.partial(log.write, "app")
+    async with driver.engine_app(folder.path, venv_python(venv), *out, on_line) as app:
+        log("info", f"step {step}: app process {app.process.pid} serves on {app.process.socket}")
         after_start()
         await driver.drive(app, run)
-    finally:
-        await app.stop()
+
+
+async def run_in_process(
+    app: FederatedApp,
+    layout: RunLayout,
+    step: int,
+    run: driver.StepRun,
+    log: StepLog,
+    after_start: Callable[[], None],
+) -> None:
+    """The step's in-process app, driven by the same loop; its thread ends with the step."""
+    out = layout.input(step), layout.output(step)
+    async with in_process(app, *out, functools.partial(log.write, "app")) as hosted:
+        after_start()
+        await driver.drive(hosted, run)
 
 
 def _write_meta(layout: RunLayout, steps: int) -> None:
@@ -238,34 +236,3 @@ async def _report(relay: RelayClient, pid: int, run: int, state: str, detail: st
     except HTTPError as exc:
         if exc.status != 409:  # 409: the project was reset or stopped meanwhile
             raise
-
-
-async def _drive(
-    app: FederatedApp,
-    relay: RelayClient,
-    pid: int,
-    run: int,
-    step: int,
-    deadline: float,
-    log: Callable[[str, str], None],
-) -> None:
-    while True:
-        st = app.status()
-        while st.available:
-            payload = app.data()
-            await relay.send(pid, run, step, payload, st.destination or "", st.wire_memo)
-            log("debug", f"sent {len(payload)} bytes to {st.destination or 'default route'}")
-            st = app.status()
-        if st.state == "error":
-            raise AppFailed(st.message or "the app reported an error")
-        if st.finished:
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"the app did not finish step {step} before the run deadline")
-        status, current, msgs = await relay.receive(pid, run, step, wait=min(POLL, remaining))
-        if status != "running" or current != run:
-            raise Stopped(status)
-        for sender, memo, data in msgs:
-            log("debug", f"received {len(data)} bytes from {sender}")
-            await asyncio.to_thread(app.receive, sender, memo, data)

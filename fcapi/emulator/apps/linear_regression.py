@@ -1,7 +1,8 @@
 """`linear-regression`: federated ordinary least squares by aggregated sufficient statistics.
 
 Each site sends X^T X and X^T y of its rows (never the rows); the coordinator sums them in
-client order, solves the normal equations and broadcasts the coefficients. Because
+the order they reached it (its own first), as the engine app's `aggregate_data` does, solves
+the normal equations and broadcasts the coefficients. Because
 sum_k X_k^T X_k = X^T X of the pooled data, the result equals the centralized fit.
 numpy is imported inside the functions so a controller that never runs this app does not
 pay for it.
@@ -14,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fcapi.emulator.apps.base import FederatedApp, Setup
+from fcapi.emulator.apps.base import GATHER, FederatedApp, Setup
 from fcapi.emulator.apps.config import app_config
 
 DEFAULTS: dict[str, Any] = {
@@ -35,7 +36,9 @@ def read_table(path: Path) -> tuple[list[str], list[list[float]]]:
 def design(
     header: list[str], rows: list[list[float]], target: str, intercept: bool
 ) -> tuple[list[str], Any, Any]:
-    """Feature names, X (with a leading column of ones when `intercept`) and y."""
+    """Feature names, X (with a leading column of ones when `intercept`) and y, each laid out
+    in memory as the engine app's pandas arrays are (C order, y contiguous): numpy's products
+    take another summation path on a strided vector, which shows in the last digit."""
     import numpy as np
 
     if target not in header:
@@ -47,7 +50,7 @@ def design(
     if intercept:
         x = np.hstack([np.ones((x.shape[0], 1)), x])
         names = ["intercept", *names]
-    return names, x, data[:, t]
+    return names, x, np.ascontiguousarray(data[:, t])
 
 
 def local_stats(x: Any, y: Any) -> dict[str, Any]:
@@ -55,7 +58,8 @@ def local_stats(x: Any, y: Any) -> dict[str, Any]:
 
 
 def solve(stats: list[dict[str, Any]]) -> list[float]:
-    """Coefficients from the summed statistics of every site."""
+    """Coefficients from the statistics of every site, added up one by one in the given order
+    (the engine's `aggregate_data`: the first piece, plus each next one)."""
     import numpy as np
 
     xtx = sum((np.asarray(s["xtx"]) for s in stats[1:]), np.asarray(stats[0]["xtx"]))
@@ -69,16 +73,17 @@ class LinearRegressionApp(FederatedApp):
     slug = "linear-regression"
     name = "Linear Regression (emulated)"
 
-    def setup(self, setup: Setup) -> None:
+    def work(self, setup: Setup) -> None:
         self._setup = setup
         self._cfg = app_config(setup.input_dir, "linear_regression", DEFAULTS)
         header, rows = read_table(setup.input_dir / self._cfg["input_name"])
         self._names, x, y = design(header, rows, self._cfg["target"], bool(self._cfg["intercept"]))
+        #: every site's statistics, in the order they reached this app (its own first)
         self._stats: dict[str, dict[str, Any]] = {setup.id: local_stats(x, y)}
         if setup.coordinator:
             self._maybe_solve()
         else:
-            self.send(json.dumps(self._stats[setup.id]).encode())
+            self.send(json.dumps(self._stats[setup.id]).encode(), memo=GATHER)
 
     def receive(self, sender: str, memo: str, data: bytes) -> None:
         body = json.loads(data)
@@ -92,7 +97,7 @@ class LinearRegressionApp(FederatedApp):
         clients = self._setup.clients
         if not all(c in self._stats for c in clients):
             return
-        coef = solve([self._stats[c] for c in clients])
+        coef = solve(list(self._stats.values()))
         if len(clients) > 1:
             self.send(json.dumps({"names": self._names, "coefficients": coef}).encode())
         self._write(coef)

@@ -2,8 +2,8 @@
 
 Each site: local mean = sum of all cells of its header-less CSV / number of columns.
 Participants send it to the coordinator, which averages all local means (its own included,
-unweighted, with numpy's sum as the engine app does, in the order of the client list) and
-broadcasts the result; every site writes `str(global_mean)` to its output file and copies
+unweighted, with numpy's sum in the order the means reached it, as the engine app gathers
+them) and broadcasts the result; every site writes `str(global_mean)` to its output file and copies
 config.yml. Floats travel as JSON, whose repr round-trips exactly, so the check values come out
 to the last digit.
 """
@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from fcapi.emulator.apps.base import FederatedApp, Setup
+from fcapi.emulator.apps.base import GATHER, FederatedApp, Setup
 from fcapi.emulator.apps.config import app_config
 
 DEFAULTS = {"input_name": "data.csv", "output_name": "output.csv"}
@@ -36,11 +36,8 @@ def local_mean(text: str) -> float:
 
 def global_mean(means: list[float]) -> float:
     """Unweighted mean of the local means as the engine app computes it: `np.sum` (pairwise
-    from 8 values on, so not Python's `sum`) divided by the count, in the given order.
-
-    The engine sums in the order the pieces reached the coordinator; the client list is the
-    one order that repeats from run to run, and is the engine's whenever pieces arrive in it.
-    """
+    from 8 values on, so not Python's `sum`) divided by the count, in the given order: the
+    order the means reached the coordinator, its own first once its local work is done."""
     import numpy as np  # lazily: only the coordinator of a run needs it
 
     return float(np.sum(np.asarray(means, dtype=float)) / len(means))
@@ -51,15 +48,16 @@ class MeanApp(FederatedApp):
     slug = "mean-app"
     name = "Mean"
 
-    def setup(self, setup: Setup) -> None:
+    def work(self, setup: Setup) -> None:
         self._setup = setup
         self._cfg = app_config(setup.input_dir, "fc_mean", DEFAULTS)
         self._local = local_mean((setup.input_dir / self._cfg["input_name"]).read_text())
+        #: the local means by sender, in the order they reached this app (its own first)
         self._received: dict[str, float] = {setup.id: self._local}
         if setup.coordinator:
             self._maybe_aggregate()
         else:
-            self.send(json.dumps(self._local).encode())
+            self.send(json.dumps(self._local).encode(), memo=GATHER)
 
     def receive(self, sender: str, memo: str, data: bytes) -> None:
         value = float(json.loads(data))
@@ -73,7 +71,7 @@ class MeanApp(FederatedApp):
         clients = self._setup.clients
         if not all(c in self._received for c in clients):
             return
-        result = global_mean([self._received[c] for c in clients])
+        result = global_mean(list(self._received.values()))
         if len(clients) > 1:
             self.send(json.dumps(result).encode())
         self._write(result)
