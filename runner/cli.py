@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave a failing run's project running on the platform (default: stop it)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary only")
+    add_demo_arguments(p)
+    return p
+
+
+def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     demo = p.add_argument_group("the embedded demo")
     demo.add_argument(
         "--demo",
@@ -98,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="run this mean-compatible app folder on FeatureCloud's engine as the mean app",
     )
-    return p
 
 
 def stack_workflow(stack: str, project_dir: Path) -> Path | None:
