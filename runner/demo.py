@@ -55,9 +55,13 @@ class DemoFederation:
 
 
 @contextlib.asynccontextmanager
-async def emulated_website(state_file: Path | None = None) -> AsyncIterator[str]:
-    """Start `python -m fcapi.emulator site` on a free loopback port; yield its URL."""
-    cmd = [sys.executable, "-m", "fcapi.emulator", "site", "--host", "127.0.0.1", "--port", "0"]
+async def emulated_website(state_file: Path | None = None, port: int = 0) -> AsyncIterator[str]:
+    """Start `python -m fcapi.emulator site` on loopback (`port` 0: a free one); yield its URL.
+
+    A sweep's federation outlives its process, so it restarts its website on the same port.
+    """
+    cmd = [sys.executable, "-m", "fcapi.emulator", "site", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port)]
     if state_file is not None:
         cmd += ["--state", str(state_file)]
     proc = await asyncio.create_subprocess_exec(
