@@ -1,7 +1,7 @@
 """A cell's input files: the study's table (or the demo's values) as CSV shares, its config.
 
-Shares are written once per cell and never rewritten, so a resumed run finds byte for byte the
-files its checkpoint hashed.
+A new run writes them afresh (a failed cell is retried with the study's data as it is now); a
+resumed run keeps them, so it finds byte for byte the files its checkpoint knows.
 """
 
 from __future__ import annotations
@@ -60,9 +60,12 @@ def share_text(header: list[str] | None, rows: Rows, layout: str) -> str:
 
 
 def write_cell_inputs(
-    study: Study, cell: Cell, table: tuple[list[str] | None, Rows], folder: Path
+    study: Study, cell: Cell, table: tuple[list[str] | None, Rows], folder: Path, *, keep: bool
 ) -> list[Path]:
-    """The cell's shares (one per site, in site order) and config.yml; the shares' paths."""
+    """The cell's shares (one per site, in site order) and config.yml; the shares' paths.
+
+    `keep`: a resumed run's files stay as they are.
+    """
     header, rows = table
     layout = study.spec.data.layout if study.spec.data is not None else "values"
     if study.spec.data is None:
@@ -70,11 +73,11 @@ def write_cell_inputs(
     paths = []
     for index, share in enumerate(cell_shares(cell, rows)):
         path = folder / "data" / f"share{index + 1}.csv"
-        if not path.is_file():
+        if not (keep and path.is_file()):
             write_atomic(path, share_text(header, share, layout))
         paths.append(path)
     config = config_text(study, cell)
-    if config is not None and not (folder / CONFIG_NAME).is_file():
+    if config is not None and not (keep and (folder / CONFIG_NAME).is_file()):
         write_atomic(folder / CONFIG_NAME, config)
     return paths
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from runner.api import Outcome, execute
 from runner.engine.checkpoint import list_runs, load_state
@@ -46,7 +48,7 @@ def cell_folder(study: Study, cell: Cell) -> Path:
 
 def unfinished_run(runs: Path, state: CellState) -> tuple[str | None, list[str]]:
     """A run of this cell the record does not know as ended, and its sites in order."""
-    found = [r for r in list_runs(runs) if r not in state.known_runs()]
+    found = [r for r in list_runs(runs) if r not in state.ended_runs()]
     if not found:
         return None, []
     run = load_state(runs, found[-1])
@@ -105,7 +107,9 @@ async def run_cell(ctx: CellContext, cell: Cell) -> CellState:
 async def start_run(
     ctx: CellContext, cell: Cell, folder: Path, names: list[str], resume: str | None
 ) -> Outcome:
-    shares = await asyncio.to_thread(write_cell_inputs, ctx.study, cell, ctx.table, folder)
+    shares = await asyncio.to_thread(
+        write_cell_inputs, ctx.study, cell, ctx.table, folder, keep=resume is not None
+    )
     text = workflow_text(ctx.study, cell, names, shares)
     inventory = ctx.target.cell_inventory(names)
     workflow_file = folder / WORKFLOW_FILE
@@ -140,43 +144,37 @@ def adopted(run_dir: Path) -> Outcome:
 
 
 def ended(
-    state: CellState, started: object, run_id: str | None, outcome: str, code: int, error: str
+    state: CellState,
+    started: datetime,
+    run_id: str | None,
+    outcome: Literal["completed", "failed", "interrupted"],
+    code: int,
+    error: str | None,
 ) -> CellState:
-    attempt = CellAttempt.model_validate(
-        {
-            "run_id": run_id,
-            "outcome": outcome,
-            "code": code,
-            "started_at": started,
-            "finished_at": now(),
-            "error": error,
-        }
+    """The record with one more attempt, and the cell standing as that attempt ended."""
+    attempt = CellAttempt(
+        run_id=run_id,
+        outcome=outcome,
+        code=code,
+        started_at=started,
+        finished_at=now(),
+        error=error,
     )
-    status = "interrupted" if outcome == "interrupted" else outcome
-    return state.model_copy(
-        update={
-            "status": status,
-            "run_id": run_id,
-            "error": error,
-            "attempts": [*state.attempts, attempt],
-        }
-    )
+    update = {"status": outcome, "run_id": run_id, "error": error}
+    return state.model_copy(update={**update, "attempts": [*state.attempts, attempt]})
 
 
-def finished(state: CellState, started: object, outcome: Outcome, names: list[str]) -> CellState:
+def finished(state: CellState, started: datetime, outcome: Outcome, names: list[str]) -> CellState:
     """The record after a run ended: its outcome, results, phase timings."""
     s = outcome.summary
     ok = outcome.code == 0 and s.get("status") == "completed"
     run_id = str(s.get("run_id"))
     error = None if ok else f"run {run_id} ended {s.get('status')}: {s.get('failures') or ''}"
     results, agree = run_results(outcome.run_dir, names)
-    state = ended(
-        state, started, run_id, "completed" if ok else "failed", outcome.code, error or ""
-    )
+    state = ended(state, started, run_id, "completed" if ok else "failed", outcome.code, error)
     project = s.get("project_id")
     return state.model_copy(
         update={
-            "error": error,
             "project_id": project if isinstance(project, int) else None,
             "seconds": _seconds(s.get("wall_seconds")),
             "results": results,

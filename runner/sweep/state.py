@@ -54,8 +54,9 @@ class CellState(BaseModel):
     phases: dict[str, float] = Field(default_factory=dict)
     attempts: list[CellAttempt] = Field(default_factory=list)
 
-    def known_runs(self) -> set[str]:
-        return {a.run_id for a in self.attempts if a.run_id is not None}
+    def ended_runs(self) -> set[str]:
+        """Runs whose end the record holds; an interrupted one is still to be resumed."""
+        return {a.run_id for a in self.attempts if a.run_id and a.outcome != "interrupted"}
 
 
 def now() -> datetime:
