@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,8 +31,9 @@ def projects(study_dir: Path) -> dict[int, str]:
     return {int(i): p["name"] for i, p in state["projects"].items()}
 
 
-def cell(study_dir: Path, cell_id: str) -> dict:
-    return json.loads((study_dir / "cells" / cell_id / "cell.json").read_text())
+def cell(study_dir: Path, cell_id: str) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads((study_dir / "cells" / cell_id / "cell.json").read_text())
+    return record
 
 
 def sweep(tmp_path: Path, study: Path, *extra: str) -> int:
