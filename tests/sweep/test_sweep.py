@@ -20,7 +20,10 @@ import pytest
 
 from runner.commands.sweep import main
 
-MEAN_STUDY = 'name = "t"\napps = ["mean-app"]\nsites = [2]\ncentralized = true\ndeadline = "3m"\n'
+MEAN_STUDY = (
+    'name = "t"\napps = ["mean-app"]\nsites = [2]\ncentralized = true\ndeadline = "3m"\n'
+    "parallel = 2\n"
+)
 REGRESSION = 'name = "r"\napps = ["linear-regression"]\nsites = [2]\ndeadline = "3m"\n'
 TABLE = "[data]\ntable = 'table.csv'\nheader = true\n"
 
@@ -57,6 +60,9 @@ def test_a_sweep_completes_and_a_second_one_runs_nothing(
     assert fed["status"] == twin["status"] == "completed"
     assert fed["results"] == {"output": 53.2} and fed["sites_agree"] is True
     assert twin["results"] == {"output": 53.2} and len(twin["sites"]) == 1
+    (a,), (b,) = fed["attempts"], twin["attempts"]
+    assert a["started_at"] < b["finished_at"] and b["started_at"] < a["finished_at"]  # at once
+    assert not set(fed["sites"]) & set(twin["sites"])  # and each on its own sites
     made = projects(out)
     assert sorted(made) == sorted([fed["project_id"], twin["project_id"]])
     summary = json.loads((out / "summary.json").read_text())
