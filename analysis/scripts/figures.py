@@ -58,9 +58,15 @@ def phases(summaries: list[dict[str, Any]], out: Path) -> None:
                 if key.startswith("phase.") and isinstance(value, int | float):
                     seconds[key.removeprefix("phase.")][int(c["sites"])].append(float(value))
     fig, ax = plt.subplots(figsize=(9, 5))
-    for phase, by_sites in sorted(seconds.items()):
+    tab20 = plt.get_cmap("tab20")  # more phases than the default cycle's 10 colours
+    colours = [tab20(k) for k in range(20)]
+    counts: set[int] = set()
+    for i, (phase, by_sites) in enumerate(sorted(seconds.items())):
         xs = sorted(by_sites)
-        ax.plot(xs, [sum(by_sites[n]) / len(by_sites[n]) for n in xs], marker="o", label=phase)
+        counts.update(xs)
+        means = [sum(by_sites[n]) / len(by_sites[n]) for n in xs]
+        ax.plot(xs, means, marker="o", label=phase, color=colours[i % len(colours)])
+    ax.set_xticks(sorted(counts))
     ax.set_xlabel("sites")
     ax.set_ylabel("seconds (mean over cells)")
     ax.set_title("orchestration time per phase")
