@@ -81,3 +81,12 @@ def test_shares_cover_the_table_once_and_a_twin_pools_them() -> None:
     assert cell_shares(central, rows) == [rows]
     with pytest.raises(ValueError, match="3 rows cannot make 4 shares"):
         share_sizes(3, 4, "balanced")
+
+
+def test_the_example_study_is_the_small_matrix_it_says() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "studies" / "mean-sites.toml"
+    study = load_study(example)
+    cells = expand(study.spec)
+    assert len(cells) == 8 and {c.sites for c in cells} == {2, 3}
+    assert study.inventory is None  # the demo
+    assert study.folder == example.parents[2] / "fedstack-studies" / "mean-sites"
