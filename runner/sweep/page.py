@@ -6,6 +6,7 @@ already install (the study extra's matplotlib is for analysis/, not for every sw
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,28 @@ def bars(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+#: the differences' axis: 1e-18 (equal, to a float's precision) to 1e3
+LOG_FLOOR, LOG_TOP = -18, 3
+
+
+def difference_bars(comparisons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One bar per compared value, its length the difference's order of magnitude."""
+    found = []
+    for i, c in enumerate(comparisons):
+        diff = float(c["abs_difference"])
+        exponent = math.log10(diff) if diff > 0 else LOG_FLOOR
+        share = (min(max(exponent, LOG_FLOOR), LOG_TOP) - LOG_FLOOR) / (LOG_TOP - LOG_FLOOR)
+        found.append(
+            {
+                "label": f"{c['cell']} {c['name']}",
+                "y": i * BAR_HEIGHT,
+                "width": max(CHART_WIDTH * share, 1.0),
+                "text": f"{diff:.2g}",
+            }
+        )
+    return found
+
+
 def write_page(folder: Path, data: dict[str, Any]) -> Path:
     env = Environment(
         loader=PackageLoader("runner.sweep", "templates"),
@@ -58,6 +81,7 @@ def write_page(folder: Path, data: dict[str, Any]) -> Path:
         rows=rows,
         comparisons=data["comparisons"],
         bars=chart,
+        differences=difference_bars(data["comparisons"]),
         bar_height=BAR_HEIGHT,
         chart_width=CHART_WIDTH,
         chart_height=BAR_HEIGHT * max(len(chart), 1),
