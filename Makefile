@@ -9,7 +9,7 @@ APT_PACKAGES := openssh-server openssh-client iproute2 shellcheck cloud-init gen
 # command each package provides, to see whether it is already there
 APT_PROBES := /usr/sbin/sshd /usr/bin/ssh-keygen /usr/sbin/ip /usr/bin/shellcheck /usr/bin/cloud-init /usr/bin/genisoimage /usr/sbin/debootstrap /usr/bin/pkill /usr/bin/sudo /usr/bin/xsltproc
 
-.PHONY: demo test bench lint sysdeps venv clean
+.PHONY: demo test bench lint sysdeps venv clean study
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ demo: venv
 
 test: venv sysdeps
 	$(BIN)/python -m pytest
+
+# the federated-against-centralized study (analysis/Snakefile): writes analysis/results/
+study: venv
+	cd analysis && ../$(BIN)/snakemake --cores 2 --resources federation=1
 
 bench: venv
 	$(BIN)/python -m bench

@@ -9,6 +9,7 @@
   processes: its wall time, the peak memory of its app processes (summed, and the largest one)
   and the venv's build time, cold (as recorded when the cache built it) and warm.
 - The Pulumi program under mocks at 3 and 50 sites (bench.infra_mock), when present.
+- A 2 x 3 sweep's wall time, and its second invocation's (bench.sweep).
 
 Sizes can be narrowed with FEDSTACK_BENCH_SIZES=3,10 for a quick look.
 """
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import sweep as bench_sweep
 from runner.outputs.metrics import METRICS_FILE
 
 SIZES = (3, 10, 30, 100)
@@ -213,7 +215,8 @@ def main() -> int:
         pass
     else:
         infra_mock.main()
-    return 0 if all("error" not in r for r in results) and engine["ok"] else 1
+    swept = bench_sweep.main()
+    return 0 if all("error" not in r for r in results) and engine["ok"] and swept else 1
 
 
 if __name__ == "__main__":

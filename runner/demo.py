@@ -72,11 +72,15 @@ class DemoFederation:
 
 @contextlib.asynccontextmanager
 async def emulated_website(
-    state_file: Path | None = None, apps: Sequence[DemoApp] = ()
+    state_file: Path | None = None, apps: Sequence[DemoApp] = (), port: int = 0
 ) -> AsyncIterator[str]:
-    """Start `python -m fcapi.emulator site` on a free loopback port, listing `apps` too;
-    yield its URL."""
-    cmd = [sys.executable, "-m", "fcapi.emulator", "site", "--host", "127.0.0.1", "--port", "0"]
+    """Start `python -m fcapi.emulator site` on loopback (`port` 0: a free one), listing `apps`
+    too; yield its URL.
+
+    A sweep's federation outlives its process, so it restarts its website on the same port.
+    """
+    cmd = [sys.executable, "-m", "fcapi.emulator", "site", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port)]
     if state_file is not None:
         cmd += ["--state", str(state_file)]
     for app in apps:
