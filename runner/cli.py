@@ -19,10 +19,12 @@ from typing import Any, NoReturn
 
 from fcapi import DEFAULT_WEBSITE_URL
 from fcapi.errors import one_line
-from runner.api import Outcome, execute
+from runner.api import Outcome
 from runner.commands import command
 from runner.demo import DEFAULT_OUTDIR, engine_app_dir, run_demo
+from runner.engine.repeat import execute_series, series_lines
 from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerError
+from runner.outputs.writers.mlflow_tracking import Tracking, choose_tracking
 from runner.plan.credentials import passwords_for_run
 from runner.plan.inventory_source import load_inventory
 from runner.plan.workflow import load_workflow, workflow_path_from_config, writable_folder
@@ -67,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave a failing run's project running on the platform (default: stop it)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary only")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the workflow N times on one project, each run its own folder (default: 1)",
+    )
+    track = p.add_argument_group("tracking with MLflow (pip install 'fedstack[tracking]')")
+    track.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking server or store (default: <outdir>/mlruns when MLflow is installed)",
+    )
+    track.add_argument("--no-track", action="store_true", help="record the run in no MLflow store")
     demo = p.add_argument_group("the embedded demo")
     demo.add_argument(
         "--demo",
@@ -107,11 +123,27 @@ def stack_workflow(stack: str, project_dir: Path) -> Path | None:
     return workflow_path_from_config(data.get("config") or {}, project_dir)
 
 
+def warn_untracked(summary: dict[str, Any]) -> None:
+    """A run MLflow did not take: one line on stderr (the run's folder is complete)."""
+    for run in summary.get("repetitions", [summary]):
+        tracked = run.get("tracking")
+        if isinstance(tracked, dict) and tracked.get("error"):
+            print(
+                f"runner: warning: run {run.get('run_id')} not tracked at {tracked['uri']}: "
+                f"{tracked['error']}",
+                file=sys.stderr,
+            )
+
+
 def print_outcome(outcome: Outcome, json_output: bool) -> None:
+    warn_untracked(outcome.summary)
     if json_output:
         print(json.dumps(outcome.summary, indent=2, sort_keys=True))
         return
     s = outcome.summary
+    if "repetitions" in s:
+        print("\n".join(series_lines(s)))
+        return
     status = s.get("status")
     print(f"run {s.get('run_id')}: {status}; project {s.get('project_id')}")
     failures = s.get("failures")
@@ -142,7 +174,10 @@ async def run_main(args: argparse.Namespace) -> int:
         outdir = writable_folder(args.outdir, Path.cwd(), "--outdir")
         workflow = workflow.model_copy(update={"outdir": outdir.resolve()})
     passwords = passwords_for_run(inventory, env_file=args.env_file)
-    outcome = await execute(
+    if args.resume is not None and args.repeat != 1:
+        raise BadInput("--resume continues one run: give it without --repeat")
+    outcome = await execute_series(
+        args.repeat,
         inventory,
         workflow,
         passwords,
@@ -151,9 +186,18 @@ async def run_main(args: argparse.Namespace) -> int:
         keep_controllers=args.keep_controllers,
         keep_project_running=args.keep_project_running,
         json_output=args.json,
+        tracking=tracking_of(args, workflow.outdir),
     )
     print_outcome(outcome, args.json)
     return outcome.code
+
+
+def tracking_of(args: argparse.Namespace, outdir: Path) -> Tracking | None:
+    """The run's MLflow tracking; a line on stderr when it is off though nobody asked."""
+    tracking, note = choose_tracking(outdir, args.tracking_uri, args.no_track)
+    if note:
+        print(note, file=sys.stderr)
+    return tracking
 
 
 def resume_command(argv: list[str] | None, stop: RunInterrupted) -> str:
@@ -175,6 +219,8 @@ async def demo_main(args: argparse.Namespace) -> int:
         json_output=args.json,
         keep_sites=args.keep_controllers,
         app_dir=engine_app_dir(args.app_engine, args.app_dir),
+        repeat=args.repeat,
+        tracking=tracking_of(args, outdir.resolve()),
     )
     if args.json:
         outcome.summary["means"] = means

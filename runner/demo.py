@@ -27,9 +27,11 @@ from fcapi.credentials import scrubbed_environ
 from fcapi.files import write_atomic
 from fcapi.website import WebsiteClient
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
-from runner.api import Outcome, execute
+from runner.api import Outcome
 from runner.demo_data import MEAN_CONFIG_YML, site_csv
+from runner.engine.repeat import execute_series
 from runner.errors import BadInput, RunInterrupted
+from runner.outputs.writers.mlflow_tracking import Tracking
 from runner.plan.workflow import load_workflow
 from runner.sites.emulated import controller_spec
 
@@ -227,8 +229,11 @@ async def run_demo(
     json_output: bool = False,
     keep_sites: bool = False,
     app_dir: Path | None = None,
+    repeat: int = 1,
+    tracking: Tracking | None = None,
 ) -> tuple[Outcome, dict[str, str]]:
-    """The demo; with `app_dir`, every site runs that engine app folder as the mean app."""
+    """The demo; with `app_dir`, every site runs that engine app folder as the mean app;
+    `repeat` runs it that many times on one project (the means: the last run's)."""
     if not 1 <= sites <= MAX_SITES:
         raise BadInput(f"--sites must be between 1 and {MAX_SITES}, got {sites}")
     outdir = await asyncio.to_thread(prepare_outdir, outdir)
@@ -240,12 +245,14 @@ async def run_demo(
             if app_dir is not None:
                 register_app_folder(fed, app_dir)
             workflow = load_workflow(fed.workflow_file, fed.inventory)
-            outcome = await execute(
+            outcome = await execute_series(
+                repeat,
                 fed.inventory,
                 workflow,
                 fed.passwords,
                 website_url=url,
                 json_output=json_output,
+                tracking=tracking,
             )
         return outcome, read_means(outcome.run_dir)
     except RunInterrupted:
