@@ -154,6 +154,7 @@ def print_outcome(outcome: Outcome, json_output: bool) -> None:
 
 
 async def run_main(args: argparse.Namespace) -> int:
+    check_repeat(args)
     if args.stack is None and args.inventory is None:
         raise BadInput("give --stack NAME (a Pulumi stack) or --inventory FILE")
     inventory = await asyncio.to_thread(
@@ -174,8 +175,6 @@ async def run_main(args: argparse.Namespace) -> int:
         outdir = writable_folder(args.outdir, Path.cwd(), "--outdir")
         workflow = workflow.model_copy(update={"outdir": outdir.resolve()})
     passwords = passwords_for_run(inventory, env_file=args.env_file)
-    if args.resume is not None and args.repeat != 1:
-        raise BadInput("--resume continues one run: give it without --repeat")
     outcome = await execute_series(
         args.repeat,
         inventory,
@@ -190,6 +189,13 @@ async def run_main(args: argparse.Namespace) -> int:
     )
     print_outcome(outcome, args.json)
     return outcome.code
+
+
+def check_repeat(args: argparse.Namespace) -> None:
+    if args.repeat < 1:
+        raise BadInput(f"--repeat must be at least 1, got {args.repeat}")
+    if args.resume is not None and args.repeat != 1:
+        raise BadInput("--resume continues one run: give it without --repeat")
 
 
 def tracking_of(args: argparse.Namespace, outdir: Path) -> Tracking | None:
@@ -212,6 +218,7 @@ def resume_command(argv: list[str] | None, stop: RunInterrupted) -> str:
 
 async def demo_main(args: argparse.Namespace) -> int:
     """`--demo`: the embedded federation; says the mean the sites agree on, or that they do not."""
+    check_repeat(args)
     outdir = args.outdir if args.outdir is not None else DEFAULT_OUTDIR
     outcome, means = await run_demo(
         args.sites,

@@ -88,6 +88,8 @@ def track(tracking: Tracking, run_dir: Path, state: RunState) -> dict[str, str |
     """Record the finished run; what the summary says of it (the MLflow run id, or why not)."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", HTTP_TIMEOUT_SECONDS)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_RETRIES)
+    # MLflow prints the run's address on stdout, which is the runner's `--json` summary
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     from runner.outputs.writers.mlflow_record import record_run
 
