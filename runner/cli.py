@@ -69,20 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave a failing run's project running on the platform (default: stop it)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary only")
-    p.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run the workflow N times on one project, each run its own folder (default: 1)",
-    )
-    track = p.add_argument_group("tracking with MLflow (pip install 'fedstack[tracking]')")
-    track.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help="MLflow tracking server or store (default: <outdir>/mlruns when MLflow is installed)",
-    )
-    track.add_argument("--no-track", action="store_true", help="record the run in no MLflow store")
+    add_series_flags(p)
     demo = p.add_argument_group("the embedded demo")
     demo.add_argument(
         "--demo",
@@ -102,6 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="run this mean-compatible app folder on FeatureCloud's engine as the mean app",
     )
     return p
+
+
+def add_series_flags(p: argparse.ArgumentParser) -> None:
+    """--repeat, and where MLflow records the runs."""
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the workflow N times on one project, each run its own folder (default: 1)",
+    )
+    track = p.add_argument_group("tracking with MLflow (pip install 'fedstack[tracking]')")
+    track.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking server or store (default: <outdir>/mlruns when MLflow is installed)",
+    )
+    track.add_argument("--no-track", action="store_true", help="record the run in no MLflow store")
 
 
 def stack_workflow(stack: str, project_dir: Path) -> Path | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -19,15 +20,16 @@ from runner.outputs.metrics import METRICS_FILE
 TOKEN_ENDPOINTS = ("POST /api/project-tokens/{id}/", "POST /api/project-tokens/")
 
 
-def _metrics(run_dir: Path) -> dict:
-    return json.loads((run_dir / METRICS_FILE).read_text())
+def _metrics(run_dir: Path) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads((run_dir / METRICS_FILE).read_text())
+    return found
 
 
 async def test_repetitions_share_one_project_and_make_no_token(tmp_path: Path) -> None:
     outcome, means = await run_demo(3, tmp_path, json_output=True, repeat=3)
     assert outcome.code == 0
     summary = outcome.summary
-    reps = summary["repetitions"]
+    reps = cast(list[dict[str, Any]], summary["repetitions"])
     assert [r["repetition"] for r in reps] == [1, 2, 3]
     assert all(r["status"] == "completed" for r in reps)
     assert summary["stopped"] is None
