@@ -6,17 +6,23 @@ each) through `runner.demo.run_demo`, the path `python -m runner --demo --repeat
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import pytest
 
+from fcapi.emulator.serve import running_site
 from runner import cli
 from runner.demo import run_demo
-from runner.errors import BadInput
+from runner.engine.repeat import execute_series
+from runner.errors import EXIT_PROJECT_FAILED, BadInput
 from runner.outputs.metrics import METRICS_FILE
+from tests.runner.federation import build
 
+SERIES_DEADLINE = 300.0
 TOKEN_ENDPOINTS = ("POST /api/project-tokens/{id}/", "POST /api/project-tokens/")
 
 
@@ -82,3 +88,28 @@ def test_a_repeat_below_one_is_refused_in_one_line(
         "runner: --repeat must be at least 1, got 0"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_failed_repetition_ends_the_series_and_stops_the_controllers(
+    tmp_path: Path,
+) -> None:
+    async with running_site() as website:
+        fed = await build(tmp_path, website.url, local_sites=3)
+        async with httpx.AsyncClient() as client:
+            faults = await client.put(f"{website.url}/_emulator/faults", json={"app_fail": "site2"})
+            faults.raise_for_status()
+        outcome = await asyncio.wait_for(
+            execute_series(
+                3, fed.inventory, fed.workflow(), fed.passwords, website_url=website.url
+            ),
+            SERIES_DEADLINE,
+        )
+    assert outcome.code == EXIT_PROJECT_FAILED
+    summary = outcome.summary
+    assert summary["status"] == "failed"
+    assert summary["stopped"] == "repetition 1 of 3 failed: the series stopped, 2 not run"
+    assert summary["run_ids"] == [outcome.run_dir.name]
+    # the controllers kept up for a next run that will not come are stopped
+    for site in fed.inventory.sites:
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{site.controller.port}/ping/", timeout=5)
