@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from fedinfra.inventory import Inventory
 from runner.api import Outcome, execute
 from runner.engine.carry import Carried
-from runner.errors import EXIT_OK, RunInterrupted, RunnerError
+from runner.errors import EXIT_OK, BadInput, RunInterrupted, RunnerError
 from runner.plan.workflow import Workflow
 from runner.sites.registry import open_site
 
@@ -46,7 +46,7 @@ async def execute_series(
     `options` are `execute`'s.
     """
     if repeat < 1:
-        raise RunnerError(f"--repeat must be at least 1, got {repeat}")
+        raise BadInput(f"--repeat must be at least 1, got {repeat}")
     if repeat == 1:
         return await execute(
             inventory,
