@@ -20,7 +20,6 @@ from runner.engine.checkpoint import RunState
 from runner.outputs.manifest import MANIFEST_FILE, Manifest
 from runner.outputs.metrics import METRICS_FILE, Metrics, load_metrics
 from runner.outputs.results import number, read_results
-from runner.outputs.writers.mlflow_tracking import Tracking
 from runner.plan.workflow import CONFIG_NAME
 
 #: what MLflow accepts in a key; anything else becomes `_`
@@ -97,30 +96,32 @@ def tags(metrics: Metrics, run_dir: Path) -> dict[str, str]:
     return found
 
 
-def experiment_id(client: MlflowClient, tracking: Tracking) -> str:
-    existing = client.get_experiment_by_name(tracking.experiment)
+def experiment_id(client: MlflowClient, name: str, root: Path | None) -> str:
+    existing = client.get_experiment_by_name(name)
     if existing is not None:
         return str(existing.experiment_id)
-    root = tracking.artifact_root
     if root is not None:
         root.mkdir(parents=True, exist_ok=True)
     location = root.as_uri() if root is not None else None
-    return client.create_experiment(tracking.experiment, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location)
 
 
-def record_run(tracking: Tracking, run_dir: Path, state: RunState) -> str:
-    """Log the run under the tracking URI; its MLflow run id."""
+def record_run(
+    uri: str, artifact_root: Path | None, experiment: str, run_dir: Path, state: RunState
+) -> str:
+    """Log the run under the tracking URI (in `experiment`; `artifact_root`: a store the
+    runner makes itself); its MLflow run id."""
     metrics = load_metrics(run_dir / METRICS_FILE)
     manifest_path = run_dir / MANIFEST_FILE
     manifest = None
     if manifest_path.is_file():
         manifest = Manifest.model_validate_json(manifest_path.read_bytes())
-    if tracking.artifact_root is not None:
-        Path(tracking.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri=tracking.uri)
+    if artifact_root is not None:
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=uri)
     start = int(metrics.started_at.timestamp() * 1000)
     run = client.create_run(
-        experiment_id(client, tracking), start_time=start, run_name=metrics.run_id
+        experiment_id(client, experiment, artifact_root), start_time=start, run_name=metrics.run_id
     )
     rid = run.info.run_id
     now = int(time.time() * 1000)

@@ -94,7 +94,9 @@ def track(tracking: Tracking, run_dir: Path, state: RunState) -> dict[str, str |
     from runner.outputs.writers.mlflow_record import record_run
 
     try:
-        run_id = record_run(tracking, run_dir, state)
+        run_id = record_run(
+            tracking.uri, tracking.artifact_root, tracking.experiment, run_dir, state
+        )
     except Exception as exc:  # the run's folder is complete: only the record is lost
         why = one_line(str(exc).replace(tracking.uri, tracking.shown))[:300]
         why = why or type(exc).__name__
