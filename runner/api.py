@@ -19,9 +19,11 @@ from pydantic import SecretStr
 from fcapi.files import write_atomic
 from fcapi.website import WebsitePool
 from fedinfra.inventory import Inventory
+from runner.engine.carry import Carried
 from runner.engine.checkpoint import (
     RunState,
     inventory_digest,
+    load_state,
     new_run_id,
     new_state,
     resume_state,
@@ -30,6 +32,7 @@ from runner.engine.orchestrate import Orchestrator, RunOptions, RunResult, finis
 from runner.errors import EXIT_OK, EXIT_PROJECT_FAILED, EXIT_SITES_FAILED, RunInterrupted
 from runner.outputs.progress import make_progress
 from runner.outputs.writers import WRITERS, write_outputs
+from runner.outputs.writers.mlflow_tracking import Tracking, track
 from runner.plan.preflight import preflight
 from runner.plan.workflow import Workflow
 
@@ -54,9 +57,13 @@ async def execute(
     keep_project_running: bool = False,
     json_output: bool = False,
     rate: float = 3.0,
+    tracking: Tracking | None = None,
+    carried: Carried | None = None,
 ) -> Outcome:
     """Run (or resume) the workflow and write every output; the exit code says how it went.
 
+    `tracking`: record the run with MLflow there too (runner.outputs.writers.mlflow_tracking);
+    `carried`: what earlier runs of a series on the same project learnt (runner.engine.repeat).
     Ctrl-C (a cancelled task) raises `RunInterrupted` once the state is saved.
     """
     options = RunOptions(
@@ -64,10 +71,17 @@ async def execute(
         keep_controllers=keep_controllers,
         keep_project_running=keep_project_running,
         rate=rate,
+        carried=carried,
     )
     pool = options.website_pool(passwords)
     try:
-        return await _execute(inventory, workflow, pool, options, resume, json_output)
+        outcome = await _execute(inventory, workflow, pool, options, resume, json_output)
+        if tracking is not None:
+            state = load_state(workflow.outdir, str(outcome.summary["run_id"]))
+            outcome.summary["tracking"] = await asyncio.to_thread(
+                track, tracking, outcome.run_dir, state
+            )
+        return outcome
     finally:
         await pool.aclose()
 
