@@ -220,7 +220,8 @@ def main() -> int:
 
     repeated = repeat.main()
     swept = bench_sweep.main()
-    return 0 if all("error" not in r for r in results) and engine["ok"] and repeated and swept else 1
+    ok = all("error" not in r for r in results) and engine["ok"] and repeated and swept
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
