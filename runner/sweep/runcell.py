@@ -19,6 +19,7 @@ from runner.engine.checkpoint import list_runs, load_state
 from runner.errors import EXIT_SITES_FAILED, RunInterrupted, RunnerError
 from runner.outputs.manifest import MANIFEST_FILE
 from runner.outputs.metrics import METRICS_FILE, load_metrics
+from runner.outputs.writers.mlflow_tracking import Tracking
 from runner.plan.workflow import load_workflow
 from runner.sweep.cells import Cell, Rows
 from runner.sweep.data import CONFIG_NAME, DATA_NAME, write_cell_inputs
@@ -40,6 +41,8 @@ class CellContext:
     table: tuple[list[str] | None, Rows]
     target: Target
     pool: SitePool
+    #: where MLflow records each cell's run (None: not tracked)
+    tracking: Tracking | None = None
 
 
 def cell_folder(study: Study, cell: Cell) -> Path:
@@ -123,6 +126,7 @@ async def start_run(
         website_url=ctx.target.website_url,
         resume=resume,
         json_output=True,
+        tracking=ctx.tracking,
     )
 
 
