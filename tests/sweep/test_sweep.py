@@ -110,6 +110,9 @@ def test_a_failed_cell_is_retried_with_the_data_as_it_is_now(
     retried = cell(out, "linear-regression-n2-balanced-r1")
     assert [a["outcome"] for a in retried["attempts"]] == ["failed", "completed"]
     assert retried["run_id"] != failed["run_id"]
+    # retried on its own project, with the same sites: never a second project for a cell
+    assert retried["project_id"] == failed["project_id"] and retried["sites"] == failed["sites"]
+    assert len(projects(out)) == 1
     coef = {k: v for k, v in retried["results"].items() if k.startswith("coefficients.")}
     assert coef["coefficients.intercept"] == pytest.approx(2.0, abs=1e-9)
     assert coef["coefficients.a"] == pytest.approx(3.0, abs=1e-9)
