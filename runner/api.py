@@ -13,6 +13,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import SecretStr
 
@@ -28,6 +29,7 @@ from runner.engine.checkpoint import (
 )
 from runner.engine.orchestrate import Orchestrator, RunOptions, RunResult, finished_result
 from runner.errors import EXIT_OK, EXIT_PROJECT_FAILED, EXIT_SITES_FAILED, RunInterrupted
+from runner.outputs.events import EventStream
 from runner.outputs.progress import make_progress
 from runner.outputs.writers import WRITERS, write_outputs
 from runner.plan.preflight import preflight
@@ -54,9 +56,11 @@ async def execute(
     keep_project_running: bool = False,
     json_output: bool = False,
     rate: float = 3.0,
+    events: TextIO | None = None,
 ) -> Outcome:
     """Run (or resume) the workflow and write every output; the exit code says how it went.
 
+    `events`: a stream that gets every phase change, failure and the result as JSON lines.
     Ctrl-C (a cancelled task) raises `RunInterrupted` once the state is saved.
     """
     options = RunOptions(
@@ -67,7 +71,7 @@ async def execute(
     )
     pool = options.website_pool(passwords)
     try:
-        return await _execute(inventory, workflow, pool, options, resume, json_output)
+        return await _execute(inventory, workflow, pool, options, resume, json_output, events)
     finally:
         await pool.aclose()
 
@@ -79,6 +83,7 @@ async def _execute(
     options: RunOptions,
     resume: str | None,
     json_output: bool,
+    events: TextIO | None = None,
 ) -> Outcome:
     if resume is None:  # a resumed run passed it when it started; its project may exist now
         await preflight(inventory, workflow, pool)
@@ -90,7 +95,8 @@ async def _execute(
         summary = await asyncio.to_thread(write_outputs, result, inventory, workflow, run_dir)
         return Outcome(code=exit_code(result), run_dir=run_dir, summary=summary)
     await asyncio.to_thread(keep_inputs, run_dir, inventory, workflow)
-    progress = make_progress(sys.stderr, json_mode=json_output)
+    listeners = [EventStream(events)] if events is not None else []
+    progress = make_progress(sys.stderr, json_mode=json_output, listeners=listeners)
     progress.start(state.run_id, [s.name for s in inventory.sites], run_dir)
     orchestrator = Orchestrator(inventory, workflow, pool, state, options, progress)
     try:
@@ -100,6 +106,7 @@ async def _execute(
     finally:
         progress.close()
     summary = await asyncio.to_thread(write_outputs, result, inventory, workflow, run_dir)
+    progress.finish({**summary, "exit_code": exit_code(result)})
     return Outcome(code=exit_code(result), run_dir=run_dir, summary=summary)
 
 

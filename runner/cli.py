@@ -15,7 +15,7 @@ import shlex
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from fcapi import DEFAULT_WEBSITE_URL
 from fcapi.errors import one_line
@@ -23,6 +23,7 @@ from runner.api import Outcome, execute
 from runner.commands import command
 from runner.demo import DEFAULT_OUTDIR, engine_app_dir, run_demo
 from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerError
+from runner.outputs.events import STDOUT, open_events
 from runner.plan.credentials import passwords_for_run
 from runner.plan.inventory_source import load_inventory
 from runner.plan.workflow import load_workflow, workflow_path_from_config, writable_folder
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave a failing run's project running on the platform (default: stop it)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary only")
+    p.add_argument(
+        "--events",
+        metavar="PATH|-",
+        help="write every phase change, failure and result as JSON lines to PATH "
+        "('-': stdout, and the summary goes to stderr)",
+    )
     demo = p.add_argument_group("the embedded demo")
     demo.add_argument(
         "--demo",
@@ -107,18 +114,24 @@ def stack_workflow(stack: str, project_dir: Path) -> Path | None:
     return workflow_path_from_config(data.get("config") or {}, project_dir)
 
 
-def print_outcome(outcome: Outcome, json_output: bool) -> None:
+def summary_stream(args: argparse.Namespace) -> TextIO:
+    """stdout, unless the event stream has it: then stderr, so stdout stays JSON lines."""
+    return sys.stderr if getattr(args, "events", None) == STDOUT else sys.stdout
+
+
+def print_outcome(outcome: Outcome, json_output: bool, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     if json_output:
-        print(json.dumps(outcome.summary, indent=2, sort_keys=True))
+        print(json.dumps(outcome.summary, indent=2, sort_keys=True), file=out)
         return
     s = outcome.summary
     status = s.get("status")
-    print(f"run {s.get('run_id')}: {status}; project {s.get('project_id')}")
+    print(f"run {s.get('run_id')}: {status}; project {s.get('project_id')}", file=out)
     failures = s.get("failures")
     if isinstance(failures, dict):
         for site, why in failures.items():
-            print(f"  {site}: {why}")
-    print(f"report: {s.get('report')}")
+            print(f"  {site}: {why}", file=out)
+    print(f"report: {s.get('report')}", file=out)
 
 
 async def run_main(args: argparse.Namespace) -> int:
@@ -142,17 +155,19 @@ async def run_main(args: argparse.Namespace) -> int:
         outdir = writable_folder(args.outdir, Path.cwd(), "--outdir")
         workflow = workflow.model_copy(update={"outdir": outdir.resolve()})
     passwords = passwords_for_run(inventory, env_file=args.env_file)
-    outcome = await execute(
-        inventory,
-        workflow,
-        passwords,
-        website_url=args.website_url,
-        resume=args.resume,
-        keep_controllers=args.keep_controllers,
-        keep_project_running=args.keep_project_running,
-        json_output=args.json,
-    )
-    print_outcome(outcome, args.json)
+    with open_events(args.events) as events:
+        outcome = await execute(
+            inventory,
+            workflow,
+            passwords,
+            website_url=args.website_url,
+            resume=args.resume,
+            keep_controllers=args.keep_controllers,
+            keep_project_running=args.keep_project_running,
+            json_output=args.json,
+            events=events,
+        )
+    print_outcome(outcome, args.json, summary_stream(args))
     return outcome.code
 
 
@@ -169,23 +184,27 @@ def resume_command(argv: list[str] | None, stop: RunInterrupted) -> str:
 async def demo_main(args: argparse.Namespace) -> int:
     """`--demo`: the embedded federation; says the mean the sites agree on, or that they do not."""
     outdir = args.outdir if args.outdir is not None else DEFAULT_OUTDIR
-    outcome, means = await run_demo(
-        args.sites,
-        outdir,
-        json_output=args.json,
-        keep_sites=args.keep_controllers,
-        app_dir=engine_app_dir(args.app_engine, args.app_dir),
-    )
+    with open_events(args.events) as events:
+        outcome, means = await run_demo(
+            args.sites,
+            outdir,
+            json_output=args.json,
+            keep_sites=args.keep_controllers,
+            app_dir=engine_app_dir(args.app_engine, args.app_dir),
+            events=events,
+        )
+    out = summary_stream(args)
     if args.json:
         outcome.summary["means"] = means
-        print_outcome(outcome, True)
+        print_outcome(outcome, True, out)
         return outcome.code
-    print_outcome(outcome, False)
+    print_outcome(outcome, False, out)
     values = sorted(set(means.values()))
     if len(values) == 1 and len(means) == args.sites:
-        print(f"mean of the {args.sites} sites, computed by the emulated federation: {values[0]}")
+        said = f"mean of the {args.sites} sites, computed by the emulated federation: {values[0]}"
+        print(said, file=out)
     else:
-        print(f"the sites disagree or some have no result: {means}")
+        print(f"the sites disagree or some have no result: {means}", file=out)
         return outcome.code or 1
     return outcome.code
 

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import SecretStr
 
@@ -227,6 +228,7 @@ async def run_demo(
     json_output: bool = False,
     keep_sites: bool = False,
     app_dir: Path | None = None,
+    events: TextIO | None = None,
 ) -> tuple[Outcome, dict[str, str]]:
     """The demo; with `app_dir`, every site runs that engine app folder as the mean app."""
     if not 1 <= sites <= MAX_SITES:
@@ -246,6 +248,7 @@ async def run_demo(
                 fed.passwords,
                 website_url=url,
                 json_output=json_output,
+                events=events,
             )
         return outcome, read_means(outcome.run_dir)
     except RunInterrupted:
