@@ -12,7 +12,9 @@ import importlib
 from collections.abc import Callable
 
 #: command word -> "module:function" taking the argv after the word and returning an exit code
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "check": "runner.commands.check:main",
+}
 
 
 def command(name: str) -> Callable[[list[str]], int] | None:
