@@ -34,6 +34,7 @@ from runner.outputs.progress import make_progress
 from runner.outputs.writers import WRITERS, write_outputs
 from runner.plan.preflight import preflight
 from runner.plan.workflow import Workflow
+from runner.provenance.record import record_provenance
 
 
 @dataclass
@@ -85,8 +86,9 @@ async def _execute(
     json_output: bool,
     events: TextIO | None = None,
 ) -> Outcome:
+    readiness = None
     if resume is None:  # a resumed run passed it when it started; its project may exist now
-        await preflight(inventory, workflow, pool)
+        readiness = await preflight(inventory, workflow, pool)
     state = start_state(inventory, workflow, resume)
     run_dir = workflow.outdir / state.run_id
     if state.phase == "done":
@@ -95,6 +97,8 @@ async def _execute(
         summary = await asyncio.to_thread(write_outputs, result, inventory, workflow, run_dir)
         return Outcome(code=exit_code(result), run_dir=run_dir, summary=summary)
     await asyncio.to_thread(keep_inputs, run_dir, inventory, workflow)
+    if readiness is not None:  # a resume keeps the provenance its first attempt recorded
+        await record_provenance(run_dir, inventory, workflow, readiness, pool)
     listeners = [EventStream(events)] if events is not None else []
     progress = make_progress(sys.stderr, json_mode=json_output, listeners=listeners)
     progress.start(state.run_id, [s.name for s in inventory.sites], run_dir)

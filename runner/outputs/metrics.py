@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -128,6 +128,8 @@ class Metrics(OutputModel):
     logs: list[str]
     #: every start and resume of the run and how each ended; `status` is how the run stands
     attempts: list[Attempt] = Field(default_factory=list)
+    #: what ran where, on what (runner.provenance.record); None for a run without a record
+    provenance: dict[str, Any] | None = None
 
 
 def request_metrics(
@@ -300,6 +302,7 @@ def build_metrics(
     resources: Resources | None = None,
     rate_window: float = 1.0,
     limit: tuple[float, int] = DEFAULT_LIMIT,
+    provenance: dict[str, Any] | None = None,
 ) -> Metrics:
     """The metrics of a run from its state; `status` defaults to what the state says."""
     end = finished_at or utcnow()
@@ -330,6 +333,7 @@ def build_metrics(
         result_files=sorted(f for s in sites for fs in s.result_files.values() for f in fs),
         logs=sorted(p for s in sites for p in s.logs),
         attempts=state.attempts,
+        provenance=provenance,
     )
 
 

@@ -30,11 +30,12 @@ from runner.sites.base import CONNECT_TIMEOUT
 PREFLIGHT_DEADLINE = 60.0
 
 
-async def preflight(inventory: Inventory, workflow: Workflow, pool: WebsitePool) -> None:
+async def preflight(inventory: Inventory, workflow: Workflow, pool: WebsitePool) -> Readiness:
     """Raise `BadInput` for the first input the website or a local site refuses.
 
     The run's own pool is used, so a user logged in here stays logged in for the run: one
-    login per user per run, as FeatureCloud's etiquette asks.
+    login per user per run, as FeatureCloud's etiquette asks. The checks' findings are
+    returned: what each host is, and its host files' sha256, are the run's provenance.
     """
     check_website_url(pool.base_url)
     check_local_sites(inventory, workflow)
@@ -42,13 +43,18 @@ async def preflight(inventory: Inventory, workflow: Workflow, pool: WebsitePool)
     try:
         async with asyncio.timeout(seconds):
             connect = min(CONNECT_TIMEOUT, seconds / 2)
-            stop_if_not_ready(await check_sites(inventory, pool, Limits(), connect_timeout=connect))
+            files = {name: [f.path for f in plan.host] for name, plan in workflow.sites.items()}
+            readiness = await check_sites(
+                inventory, pool, Limits(), connect_timeout=connect, host_files=files
+            )
+            stop_if_not_ready(readiness)
             await _on_the_website(pool, inventory, workflow)
     except TimeoutError:
         raise BadInput(
             f"the website {pool.base_url} or a site did not answer the preflight checks within "
             f"{seconds:g} s (python -m runner check says which)"
         ) from None
+    return readiness
 
 
 def stop_if_not_ready(readiness: Readiness) -> None:

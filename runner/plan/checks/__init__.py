@@ -11,13 +11,14 @@ from __future__ import annotations
 from runner.plan.checks.base import HostCheck, WebsiteCheck
 from runner.plan.checks.clock import Clock
 from runner.plan.checks.disk import Disk
+from runner.plan.checks.host import Host
 from runner.plan.checks.login import Login
 from runner.plan.checks.port import Port
 from runner.plan.checks.runtime import Runtime
 
 #: the name of the check that is the connection to the site's host
 REACHABLE = "reachable"
-HOST_CHECKS: list[HostCheck] = [Runtime(), Port(), Disk(), Clock()]
+HOST_CHECKS: list[HostCheck] = [Runtime(), Port(), Disk(), Clock(), Host()]
 WEBSITE_CHECKS: list[WebsiteCheck] = [Login()]
 
 

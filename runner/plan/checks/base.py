@@ -59,10 +59,11 @@ class ProbeOutput:
 
 @dataclass(frozen=True)
 class HostContext:
-    """What a fragment may need to know of the host: the python the runner runs there."""
+    """What a fragment may need to know: the host's python, the bounds, the site's host files."""
 
     python: str
     limits: Limits
+    host_files: tuple[str, ...] = ()
 
 
 class HostCheck(ABC):

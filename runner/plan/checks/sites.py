@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from fcapi.errors import one_line
@@ -51,6 +51,11 @@ class CheckResult:
 @dataclass(frozen=True)
 class Readiness:
     results: list[CheckResult]
+
+    def data(self, site: str, check: str) -> dict[str, object]:
+        """What `check` found at `site` (empty when it did not run there)."""
+        found = (r.data for r in self.results if (r.site, r.check) == (site, check))
+        return next(found, {})
 
     @property
     def problems(self) -> list[CheckResult]:
@@ -106,7 +111,7 @@ async def _host_checks(conn: SiteConnection, host: HostContext) -> list[tuple[st
 
 
 async def _on_host(
-    site: SiteEntry, limits: Limits, connect_timeout: float
+    site: SiteEntry, limits: Limits, connect_timeout: float, host_files: Sequence[str]
 ) -> list[tuple[str, Verdict]]:
     conn = open_site(site, connect_timeout=connect_timeout)
     try:
@@ -119,7 +124,8 @@ async def _on_host(
         reached = passed(
             "connected" if site.transport == "local" else f"connected to {site.host()}"
         )
-        host = HostContext(python=getattr(conn, "host_python", "python3"), limits=limits)
+        python = getattr(conn, "host_python", "python3")
+        host = HostContext(python=python, limits=limits, host_files=tuple(host_files))
         try:
             return [(REACHABLE, reached), *await _host_checks(conn, host)]
         except SiteError as exc:
@@ -130,10 +136,14 @@ async def _on_host(
 
 
 async def _check_site(
-    site: SiteEntry, pool: WebsitePool, limits: Limits, connect_timeout: float
+    site: SiteEntry,
+    pool: WebsitePool,
+    limits: Limits,
+    connect_timeout: float,
+    host_files: Sequence[str],
 ) -> list[CheckResult]:
     host, web = await asyncio.gather(
-        _on_host(site, limits, connect_timeout),
+        _on_host(site, limits, connect_timeout, host_files),
         asyncio.gather(*(c.check(site, pool) for c in WEBSITE_CHECKS)),
     )
     pairs = [*host, *zip((c.name for c in WEBSITE_CHECKS), web, strict=True)]
@@ -149,14 +159,19 @@ async def check_sites(
     *,
     connect_timeout: float = CONNECT_TIMEOUT,
     sites: Sequence[SiteEntry] | None = None,
+    host_files: Mapping[str, Sequence[str]] | None = None,
 ) -> Readiness:
-    """Every check at every site (or `sites`), in inventory order then the registry's."""
+    """Every check at every site (or `sites`), in inventory order then the registry's.
+
+    `host_files`: by site, the data files on its host whose sha256 the `host` check reports.
+    """
     limit = asyncio.Semaphore(SITES_AT_ONCE)
     chosen = list(inventory.sites if sites is None else sites)
 
     async def one(site: SiteEntry) -> list[CheckResult]:
         async with limit:
-            return await _check_site(site, pool, limits or Limits(), connect_timeout)
+            files = (host_files or {}).get(site.name, ())
+            return await _check_site(site, pool, limits or Limits(), connect_timeout, files)
 
     per_site = await asyncio.gather(*map(one, chosen))
     return Readiness([r for results in per_site for r in results])
