@@ -28,7 +28,13 @@ from runner.engine.checkpoint import (
     resume_state,
 )
 from runner.engine.orchestrate import Orchestrator, RunOptions, RunResult, finished_result
-from runner.errors import EXIT_OK, EXIT_PROJECT_FAILED, EXIT_SITES_FAILED, RunInterrupted
+from runner.errors import (
+    EXIT_DEADLINE,
+    EXIT_OK,
+    EXIT_PROJECT_FAILED,
+    EXIT_SITES_FAILED,
+    RunInterrupted,
+)
 from runner.outputs.events import EventStream
 from runner.outputs.progress import make_progress
 from runner.outputs.writers import WRITERS, write_outputs
@@ -95,7 +101,8 @@ async def _execute(
         # killed after its last checkpoint, before its outputs: they are all it lacks
         result = finished_result(state)
         summary = await asyncio.to_thread(write_outputs, result, inventory, workflow, run_dir)
-        return Outcome(code=exit_code(result), run_dir=run_dir, summary=summary)
+        code = exit_code(result, workflow.deadline_seconds)
+        return Outcome(code=code, run_dir=run_dir, summary=summary)
     await asyncio.to_thread(keep_inputs, run_dir, inventory, workflow)
     if readiness is not None:  # a resume keeps the provenance its first attempt recorded
         await record_provenance(run_dir, inventory, workflow, readiness, pool)
@@ -110,8 +117,9 @@ async def _execute(
     finally:
         progress.close()
     summary = await asyncio.to_thread(write_outputs, result, inventory, workflow, run_dir)
-    progress.finish({**summary, "exit_code": exit_code(result)})
-    return Outcome(code=exit_code(result), run_dir=run_dir, summary=summary)
+    code = exit_code(result, workflow.deadline_seconds)
+    progress.finish({**summary, "exit_code": code})
+    return Outcome(code=code, run_dir=run_dir, summary=summary)
 
 
 def start_state(inventory: Inventory, workflow: Workflow, resume: str | None) -> RunState:
@@ -138,11 +146,16 @@ def start_state(inventory: Inventory, workflow: Workflow, resume: str | None) ->
     return state
 
 
-def exit_code(result: RunResult) -> int:
-    """0 when it finished everywhere, 10 when the project failed, 11 when sites did."""
+def exit_code(result: RunResult, deadline_seconds: float | None = None) -> int:
+    """0 when it finished everywhere, 10 when the project failed, 7 when the deadline passed
+    first (`deadline_seconds`, the attempt's own), 11 when sites failed (runner.errors)."""
     if result.project is not None and result.project.status in ("error", "failed"):
         return EXIT_PROJECT_FAILED
-    return EXIT_OK if result.ok else EXIT_SITES_FAILED
+    if result.ok:
+        return EXIT_OK
+    if deadline_seconds is not None and result.wall_seconds >= deadline_seconds:
+        return EXIT_DEADLINE
+    return EXIT_SITES_FAILED
 
 
 def keep_inputs(run_dir: Path, inventory: Inventory, workflow: Workflow) -> None:
