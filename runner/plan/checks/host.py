@@ -40,8 +40,9 @@ class Host(HostCheck):
             return _FACTS
         files = " ".join(shlex.quote(f) for f in host.host_files)
         return (
-            f"{_FACTS}; for f in {files}; do "
-            'echo "sha256=$(sha256sum "$f" 2>/dev/null | cut -d" " -f1) $f"; done'
+            f"{_FACTS}; for f in {files}; do h=; "  # only a regular file: a pipe never ends
+            '[ -f "$f" ] && h=$(sha256sum "$f" 2>/dev/null | cut -d" " -f1); '
+            'echo "sha256=$h $f"; done'
         )
 
     def judge(self, site: SiteEntry, out: ProbeOutput, host: HostContext) -> Verdict:
