@@ -23,7 +23,7 @@ import pytest
 
 from fcapi.emulator.serve import RunningServer, running_site
 from runner.api import execute
-from runner.errors import EXIT_PROJECT_FAILED
+from runner.errors import EXIT_BAD_INPUT, EXIT_PROJECT_FAILED
 from tests.runner.federation import build
 
 RUN_BOUND = 120.0
@@ -108,3 +108,17 @@ async def test_a_failing_runs_failure_event_names_the_site(website: RunningServe
     assert failed_phase, "the phase that failed is an event of its own"
     assert events[-1]["event"] == "result" and events[-1]["state"] == "failed"
     assert events[-1]["detail"]["exit_code"] == EXIT_PROJECT_FAILED  # type: ignore[index]
+
+
+def test_an_events_file_that_cannot_be_written_is_bad_input(tmp_path: Path):
+    target = tmp_path / "no-such-folder" / "events.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--demo", "--events", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=RUN_BOUND,
+        check=False,
+    )
+    assert proc.returncode == EXIT_BAD_INPUT
+    assert proc.stderr.startswith(f"runner: --events {target}: cannot write it"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
