@@ -15,7 +15,7 @@ import shlex
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from fcapi import DEFAULT_WEBSITE_URL
 from fcapi.errors import one_line
@@ -24,6 +24,7 @@ from runner.commands import command
 from runner.demo import DEFAULT_OUTDIR, engine_app_dir, run_demo
 from runner.engine.repeat import execute_series, series_lines
 from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerError
+from runner.outputs.events import STDOUT, open_events
 from runner.outputs.writers.mlflow_tracking import Tracking, choose_tracking
 from runner.plan.credentials import passwords_for_run
 from runner.plan.inventory_source import load_inventory
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave a failing run's project running on the platform (default: stop it)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary only")
+    p.add_argument(
+        "--events",
+        metavar="PATH|-",
+        help="write every phase change, failure and result as JSON lines to PATH "
+        "('-': stdout, and the summary goes to stderr)",
+    )
     add_series_flags(p)
     add_demo_arguments(p)
     return p
@@ -157,22 +164,28 @@ def warn_untracked(summary: dict[str, Any]) -> None:
             )
 
 
-def print_outcome(outcome: Outcome, json_output: bool) -> None:
+def summary_stream(args: argparse.Namespace) -> TextIO:
+    """stdout, unless the event stream has it: then stderr, so stdout stays JSON lines."""
+    return sys.stderr if getattr(args, "events", None) == STDOUT else sys.stdout
+
+
+def print_outcome(outcome: Outcome, json_output: bool, out: TextIO | None = None) -> None:
     warn_untracked(outcome.summary)
+    out = out or sys.stdout
     if json_output:
-        print(json.dumps(outcome.summary, indent=2, sort_keys=True))
+        print(json.dumps(outcome.summary, indent=2, sort_keys=True), file=out)
         return
     s = outcome.summary
     if "repetitions" in s:
-        print("\n".join(series_lines(s)))
+        print("\n".join(series_lines(s)), file=out)
         return
     status = s.get("status")
-    print(f"run {s.get('run_id')}: {status}; project {s.get('project_id')}")
+    print(f"run {s.get('run_id')}: {status}; project {s.get('project_id')}", file=out)
     failures = s.get("failures")
     if isinstance(failures, dict):
         for site, why in failures.items():
-            print(f"  {site}: {why}")
-    print(f"report: {s.get('report')}")
+            print(f"  {site}: {why}", file=out)
+    print(f"report: {s.get('report')}", file=out)
 
 
 async def run_main(args: argparse.Namespace) -> int:
@@ -197,19 +210,21 @@ async def run_main(args: argparse.Namespace) -> int:
         outdir = writable_folder(args.outdir, Path.cwd(), "--outdir")
         workflow = workflow.model_copy(update={"outdir": outdir.resolve()})
     passwords = passwords_for_run(inventory, env_file=args.env_file)
-    outcome = await execute_series(
-        args.repeat,
-        inventory,
-        workflow,
-        passwords,
-        website_url=args.website_url,
-        resume=args.resume,
-        keep_controllers=args.keep_controllers,
-        keep_project_running=args.keep_project_running,
-        json_output=args.json,
-        tracking=tracking_of(args, workflow.outdir),
-    )
-    print_outcome(outcome, args.json)
+    with open_events(args.events) as events:
+        outcome = await execute_series(
+            args.repeat,
+            inventory,
+            workflow,
+            passwords,
+            website_url=args.website_url,
+            resume=args.resume,
+            keep_controllers=args.keep_controllers,
+            keep_project_running=args.keep_project_running,
+            json_output=args.json,
+            tracking=tracking_of(args, workflow.outdir),
+            events=events,
+        )
+    print_outcome(outcome, args.json, summary_stream(args))
     return outcome.code
 
 
@@ -242,30 +257,36 @@ async def demo_main(args: argparse.Namespace) -> int:
     """`--demo`: the embedded federation; says the mean the sites agree on, or that they do not."""
     check_repeat(args)
     outdir = args.outdir if args.outdir is not None else DEFAULT_OUTDIR
-    outcome, means = await run_demo(
-        args.sites,
-        outdir,
-        json_output=args.json,
-        keep_sites=args.keep_controllers,
-        app_dir=engine_app_dir(args.app_engine, args.app_dir),
-        workflow_file=args.workflow,
-        repeat=args.repeat,
-        tracking=tracking_of(args, outdir.resolve()),
-    )
+    with open_events(args.events) as events:
+        outcome, means = await run_demo(
+            args.sites,
+            outdir,
+            json_output=args.json,
+            keep_sites=args.keep_controllers,
+            app_dir=engine_app_dir(args.app_engine, args.app_dir),
+            workflow_file=args.workflow,
+            repeat=args.repeat,
+            tracking=tracking_of(args, outdir.resolve()),
+            events=events,
+        )
+    out = summary_stream(args)
     if args.json:
         outcome.summary["means" if args.workflow is None else "last_steps"] = means
-        print_outcome(outcome, True)
+        print_outcome(outcome, True, out)
         return outcome.code
-    print_outcome(outcome, False)
+    print_outcome(outcome, False, out)
     values = sorted(set(means.values()))
     outcomes = outcome.summary.get("sites")
     sites = len(outcomes) if args.workflow and isinstance(outcomes, dict) else args.sites
     if len(values) == 1 and len(means) == sites and args.workflow is not None:
-        print(f"every one of the {sites} sites has the workflow's last result: {values[0]}")
+        print(
+            f"every one of the {sites} sites has the workflow's last result: {values[0]}", file=out
+        )
     elif len(values) == 1 and len(means) == sites:
-        print(f"mean of the {args.sites} sites, computed by the emulated federation: {values[0]}")
+        said = f"mean of the {args.sites} sites, computed by the emulated federation: {values[0]}"
+        print(said, file=out)
     else:
-        print(f"the sites disagree or some have no result: {means}")
+        print(f"the sites disagree or some have no result: {means}", file=out)
         return outcome.code or 1
     return outcome.code
 

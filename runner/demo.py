@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import SecretStr
 
@@ -347,6 +348,7 @@ async def run_demo(
     workflow_file: Path | None = None,
     repeat: int = 1,
     tracking: Tracking | None = None,
+    events: TextIO | None = None,
 ) -> tuple[Outcome, dict[str, str]]:
     """The demo and each site's answer; with `app_dir`, every site runs that engine app folder
     as the mean app; with `workflow_file`, the file's workflow runs on the sites it names,
@@ -371,6 +373,7 @@ async def run_demo(
                 website_url=url,
                 json_output=json_output,
                 tracking=tracking,
+                events=events,
             )
         read = read_means if plan.workflow_file is None else read_last_steps
         return outcome, read(outcome.run_dir)

@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "runner.commands.sweep:main",
     "runs": "runner.commands.runs:main",
     "show": "runner.commands.show:main",
+    "check": "runner.commands.check:main",
 }
 
 

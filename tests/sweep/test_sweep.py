@@ -80,7 +80,9 @@ def test_a_sweep_completes_and_a_second_one_runs_nothing(
     assert "mean-app-n2-balanced-r1" in (out / "summary.csv").read_text()
     assert "completed" in (out / "sweep.html").read_text()
     tracked = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlruns' / 'mlflow.db'}")
-    runs = tracked.search_runs(tracked.get_experiment_by_name("fedstack").experiment_id)
+    experiment = tracked.get_experiment_by_name("fedstack")
+    assert experiment is not None, "the cells were not tracked"
+    runs = tracked.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == sorted([fed["run_id"], twin["run_id"]])
     capsys.readouterr()
     state_before = (out / "federation" / "site-state.json").stat().st_mtime_ns
