@@ -183,7 +183,9 @@ async def _mean_run_with_the_vm_as_a_site(
     await run(
         conn,
         f"python3 -m venv {venv} && {venv}/bin/pip install --quiet --no-index --no-compile "
-        f"--find-links {VM_WHEELS}/wheels 'fedstack[emulator]'",
+        # PyYAML: the emulator's in-process apps read config.yml, but the `emulator` extra
+        # does not list it (only `infra` does); the wheel comes with the FeatureCloud CLI's
+        f"--find-links {VM_WHEELS}/wheels 'fedstack[emulator]' PyYAML",
         what="installing fedstack from its wheel",
         timeout=PROVISION_TIMEOUT,
     )
@@ -206,12 +208,26 @@ async def _mean_run_with_the_vm_as_a_site(
             except TimeoutError:
                 proc.kill()
                 raise VmError(f"the runner: no end within {RUN_DEADLINE:g} s") from None
-            assert proc.returncode == 0, f"runner exit {proc.returncode}:\n{err.decode()[-6000:]}"
+            if proc.returncode != 0:
+                raise VmError(
+                    f"runner exit {proc.returncode}:\n{err.decode()[-3000:]}\n"
+                    f"{await _diagnosis(conn, seed.entry.workdir, fed.outdir)}"
+                )
             assert_completed(fed.outdir / only_run(fed.outdir), ["site1", "site2", "site3"])
         finally:
             for site in fed.inventory.sites[1:]:
                 await asyncio.create_subprocess_exec("sh", "-c", site.controller.stop_command)
             kill_processes_under(fed.work)
+
+
+async def _diagnosis(conn: asyncssh.SSHClientConnection, workdir: str, outdir: Path) -> str:
+    """What a failed run left: the VM controller's log and the steps' logs the runner fetched."""
+    log = await conn.run(f"tail -n 60 {workdir}/controller.log", check=False)
+    fetched = [
+        f"{p}:\n{p.read_text(errors='replace')[-1500:]}" for p in sorted(outdir.rglob("log_step*"))
+    ]
+    text = f"{log.stdout!s}{log.stderr!s}"
+    return f"VM controller.log:\n{text}\n" + "\n".join(fetched)
 
 
 def _with_vm_as_site1(
