@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := openssh-server openssh-client iproute2 shellcheck cloud-init genisoimage debootstrap procps sudo xsltproc
+APT_PACKAGES := openssh-server openssh-client iproute2 shellcheck cloud-init genisoimage debootstrap procps sudo xsltproc qemu-system-x86 qemu-utils
 # command each package provides, to see whether it is already there
-APT_PROBES := /usr/sbin/sshd /usr/bin/ssh-keygen /usr/sbin/ip /usr/bin/shellcheck /usr/bin/cloud-init /usr/bin/genisoimage /usr/sbin/debootstrap /usr/bin/pkill /usr/bin/sudo /usr/bin/xsltproc
+APT_PROBES := /usr/sbin/sshd /usr/bin/ssh-keygen /usr/sbin/ip /usr/bin/shellcheck /usr/bin/cloud-init /usr/bin/genisoimage /usr/sbin/debootstrap /usr/bin/pkill /usr/bin/sudo /usr/bin/xsltproc /usr/bin/qemu-system-x86_64 /usr/bin/qemu-img
 
 .PHONY: demo test bench lint sysdeps venv clean study
 
