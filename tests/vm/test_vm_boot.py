@@ -183,9 +183,7 @@ async def _mean_run_with_the_vm_as_a_site(
     await run(
         conn,
         f"python3 -m venv {venv} && {venv}/bin/pip install --quiet --no-index --no-compile "
-        # PyYAML: the emulator's in-process apps read config.yml, but the `emulator` extra
-        # does not list it (only `infra` does); the wheel comes with the FeatureCloud CLI's
-        f"--find-links {VM_WHEELS}/wheels 'fedstack[emulator]' PyYAML",
+        f"--find-links {VM_WHEELS}/wheels 'fedstack[emulator]'",
         what="installing fedstack from its wheel",
         timeout=PROVISION_TIMEOUT,
     )
