@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from fcapi import DEFAULT_CONTROLLER_URL, DEFAULT_WEBSITE_URL, __version__
-from fcapi.cli import account, apps, project
+from fcapi.cli import account, apps, project, site
 from fcapi.cli.base import (
     PROG,
     Command,
@@ -40,7 +40,7 @@ from fcapi.errors import ExitCode, FcError, NotFound, one_line
 __all__ = ["PROG", "amain", "build_parser", "main", "parse_args"]
 
 #: the command groups, in the order `--help` lists their subcommands
-GROUPS = (project, apps, account)
+GROUPS = (project, apps, account, site)
 
 #: options every subcommand takes, before or after the subcommand's name
 _COMMON: list[tuple[tuple[str, ...], dict[str, Any]]] = [

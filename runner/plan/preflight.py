@@ -48,7 +48,8 @@ async def preflight(inventory: Inventory, workflow: Workflow, pool: WebsitePool)
 
 
 async def _on_the_website(pool: WebsitePool, inventory: Inventory, workflow: Workflow) -> None:
-    users = list(dict.fromkeys(s.fc_user for s in inventory.sites))
+    # a host-held site's user logs in on its host, when the run connects to it
+    users = list(dict.fromkeys(s.fc_user for s in inventory.sites if not s.host_held))
     limit = asyncio.Semaphore(LOGINS_AT_ONCE)
 
     async def login(user: str) -> None:
