@@ -128,7 +128,8 @@ async def run_watched(argv: list[str], needle: bytes, control: bytes) -> dict[st
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     assert proc.stdout is not None and proc.stderr is not None
-    seen = {"scans": 0, "in_env_or_argv": False, "memory": None, "control": None, "log": ""}
+    seen: dict[str, Any] = {"scans": 0, "in_env_or_argv": False, "memory": None, "control": None}
+    seen["log"] = ""
 
     async def scan() -> None:
         while proc.returncode is None:
