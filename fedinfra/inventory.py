@@ -227,6 +227,10 @@ class SiteEntry(Strict):
         return self
 
 
+#: the fields of a host-held site, left out of a site's JSON when at their defaults
+HELD_FIELDS = ("credentials", "password_file", "fcapi_python")
+
+
 class Inventory(Strict):
     version: int
     stack: str
@@ -289,6 +293,11 @@ class Inventory(Strict):
     def to_json_dict(self, reveal_secrets: bool = False) -> dict[str, object]:
         """Plain JSON data; secrets are masked unless `reveal_secrets` (for a 0600 file only)."""
         data = self.model_dump(mode="json")
+        for raw in data["sites"]:
+            # a runner-held site's entry reads (and digests, for a resume) as before these fields
+            for name in HELD_FIELDS:
+                if raw.get(name) == SiteEntry.model_fields[name].default:
+                    del raw[name]
         if reveal_secrets:
             for site, raw in zip(self.sites, data["sites"], strict=True):
                 if site.ssh is not None:

@@ -7,7 +7,8 @@ failure kind, `--json` for scripts. Passwords are never taken from argv: other u
 machine can read it.
 
 One module per command group (Flower's `flwr/cli` way): `project` (create ... reset), `apps`
-(list-apps), `account` (signup); each registers its subcommands here through `build_parser`.
+(list-apps), `account` (signup), `site` (site-check, site-info, site-join: a host-held
+site's own login and join); each registers its subcommands here through `build_parser`.
 `base` holds the context a command runs in, `output` what it prints.
 """
 

@@ -184,3 +184,14 @@ def test_provision_settings_carry_the_held_site_on_stdin_only():
     assert settings["FEDSTACK_FC_PASSWORD"] == "pb"
     plain = provision_settings(workdir="/srv/f", fc_version="0.1.0", docker_required=True)
     assert not {k for k in plain if "PASSWORD" in k or "FCAPI" in k}
+
+
+def test_a_runner_held_inventory_reads_as_before_and_a_held_one_round_trips():
+    held = {"credentials": "host", "password_file": "/etc/pw"}
+    inventory = _inventory({}, held)
+    sites = inventory.to_json_dict()["sites"]
+    assert isinstance(sites, list)
+    alice, bob = sites
+    assert not {"credentials", "password_file", "fcapi_python"} & set(alice)
+    assert (bob["credentials"], bob["password_file"]) == ("host", "/etc/pw")
+    assert Inventory.model_validate(inventory.to_json_dict()) == inventory
