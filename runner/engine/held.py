@@ -21,6 +21,8 @@ from runner.sites.base import CommandResult, tail
 
 #: how long a host's fcapi command may take (a login and a few paced requests)
 HELD_COMMAND_TIMEOUT = 120.0
+#: the shell's exit status for a program it cannot find
+NOT_FOUND = 127
 
 
 def fcapi_command(site: SiteEntry, verb: str, website_url: str, *extra: str) -> str:
@@ -70,6 +72,8 @@ def parse_result(name: str, verb: str, result: CommandResult) -> dict[str, objec
     """The last stdout line as JSON; a failure is the host's own error line, named."""
     if not result.ok:
         why = tail(result.stderr or result.stdout).removeprefix("fcapi: error: ")
+        if result.exit_status == NOT_FOUND:
+            why += " (is fcapi installed there? provisioning puts it in <workdir>/fcapi)"
         raise RunFailed(f"site {name}: {verb} on its host (password held there) failed: {why}")
     lines = result.stdout.strip().splitlines()
     try:

@@ -39,7 +39,9 @@ Scope = MutableMapping[str, Any]
 Asgi = Callable[[Scope, Any, Any], Awaitable[None]]
 
 
-def hold_on_host(fed: Federation, site: str = HELD, *, mode: int = 0o600) -> Path:
+def hold_on_host(
+    fed: Federation, site: str = HELD, *, mode: int = 0o600, python: str = sys.executable
+) -> Path:
     """Mark `site` host-held, with its password in a file on its host (the tests' hosts share
     this machine's disk, so the site's admin's step is a write here); the inventory changed."""
     entry = fed.inventory.site(site)
@@ -51,7 +53,7 @@ def hold_on_host(fed: Federation, site: str = HELD, *, mode: int = 0o600) -> Pat
         | {
             "credentials": "host",
             "password_file": str(password_file),
-            "fcapi_python": sys.executable,
+            "fcapi_python": python,
         }
     )
     sites = [held if s.name == site else s for s in fed.inventory.sites]
@@ -273,3 +275,15 @@ async def test_a_mixed_local_federation_completes_with_the_held_site_joining_by_
     assert means == dict.fromkeys(["site1", "site2", "site3"], CHECK_MEAN)
     metrics = json.loads((outcome.run_dir / "metrics.json").read_text())
     assert [s["credentials"] for s in metrics["sites"]] == ["runner", "host", "runner"]
+
+
+async def test_a_host_without_fcapi_is_named_with_what_to_install(tmp_path: Path):
+    async with local_federation(tmp_path, 3) as fed:
+        hold_on_host(fed, python=str(tmp_path / "no-fcapi" / "python"))
+        passwords = passwords_for_run(fed.inventory, environ={}, env_file=runner_files(fed)[1])
+        outcome = await execute(
+            fed.inventory, fed.workflow(), passwords, website_url=fed.website_url
+        )
+    assert outcome.code == EXIT_SITES_FAILED
+    line = cast(dict[str, str], outcome.summary["failures"])[HELD]
+    assert line.startswith(f"site {HELD}: site-check on its host") and "is fcapi installed" in line
