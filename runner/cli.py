@@ -15,14 +15,17 @@ import shlex
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from fcapi import DEFAULT_WEBSITE_URL
 from fcapi.errors import one_line
-from runner.api import Outcome, execute
+from runner.api import Outcome
 from runner.commands import command
 from runner.demo import DEFAULT_OUTDIR, engine_app_dir, run_demo
+from runner.engine.repeat import execute_series, series_lines
 from runner.errors import EXIT_INTERRUPTED, BadInput, RunInterrupted, RunnerError
+from runner.outputs.events import STDOUT, open_events
+from runner.outputs.writers.mlflow_tracking import Tracking, choose_tracking
 from runner.plan.credentials import passwords_for_run
 from runner.plan.inventory_source import load_inventory
 from runner.plan.workflow import load_workflow, workflow_path_from_config, writable_folder
@@ -80,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave a failing run's project running on the platform (default: stop it)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary only")
+    p.add_argument(
+        "--events",
+        metavar="PATH|-",
+        help="write every phase change, failure and result as JSON lines to PATH "
+        "('-': stdout, and the summary goes to stderr)",
+    )
+    add_series_flags(p)
     add_demo_arguments(p)
     return p
 
@@ -105,6 +115,24 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_series_flags(p: argparse.ArgumentParser) -> None:
+    """--repeat, and where MLflow records the runs."""
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the workflow N times on one project, each run its own folder (default: 1)",
+    )
+    track = p.add_argument_group("tracking with MLflow (pip install 'fedstack[tracking]')")
+    track.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking server or store (default: <outdir>/mlruns when MLflow is installed)",
+    )
+    track.add_argument("--no-track", action="store_true", help="record the run in no MLflow store")
+
+
 def stack_workflow(stack: str, project_dir: Path) -> Path | None:
     """The workflow the stack config names (`fedstack:workflow` in Pulumi.<stack>.yaml).
 
@@ -124,21 +152,44 @@ def stack_workflow(stack: str, project_dir: Path) -> Path | None:
     return workflow_path_from_config(data.get("config") or {}, project_dir)
 
 
-def print_outcome(outcome: Outcome, json_output: bool) -> None:
+def warn_untracked(summary: dict[str, Any]) -> None:
+    """A run MLflow did not take: one line on stderr (the run's folder is complete)."""
+    for run in summary.get("repetitions", [summary]):
+        tracked = run.get("tracking")
+        if isinstance(tracked, dict) and tracked.get("error"):
+            print(
+                f"runner: warning: run {run.get('run_id')} not tracked at {tracked['uri']}: "
+                f"{tracked['error']}",
+                file=sys.stderr,
+            )
+
+
+def summary_stream(args: argparse.Namespace) -> TextIO:
+    """stdout, unless the event stream has it: then stderr, so stdout stays JSON lines."""
+    return sys.stderr if getattr(args, "events", None) == STDOUT else sys.stdout
+
+
+def print_outcome(outcome: Outcome, json_output: bool, out: TextIO | None = None) -> None:
+    warn_untracked(outcome.summary)
+    out = out or sys.stdout
     if json_output:
-        print(json.dumps(outcome.summary, indent=2, sort_keys=True))
+        print(json.dumps(outcome.summary, indent=2, sort_keys=True), file=out)
         return
     s = outcome.summary
+    if "repetitions" in s:
+        print("\n".join(series_lines(s)), file=out)
+        return
     status = s.get("status")
-    print(f"run {s.get('run_id')}: {status}; project {s.get('project_id')}")
+    print(f"run {s.get('run_id')}: {status}; project {s.get('project_id')}", file=out)
     failures = s.get("failures")
     if isinstance(failures, dict):
         for site, why in failures.items():
-            print(f"  {site}: {why}")
-    print(f"report: {s.get('report')}")
+            print(f"  {site}: {why}", file=out)
+    print(f"report: {s.get('report')}", file=out)
 
 
 async def run_main(args: argparse.Namespace) -> int:
+    check_repeat(args)
     if args.stack is None and args.inventory is None:
         raise BadInput("give --stack NAME (a Pulumi stack) or --inventory FILE")
     inventory = await asyncio.to_thread(
@@ -159,18 +210,37 @@ async def run_main(args: argparse.Namespace) -> int:
         outdir = writable_folder(args.outdir, Path.cwd(), "--outdir")
         workflow = workflow.model_copy(update={"outdir": outdir.resolve()})
     passwords = passwords_for_run(inventory, env_file=args.env_file)
-    outcome = await execute(
-        inventory,
-        workflow,
-        passwords,
-        website_url=args.website_url,
-        resume=args.resume,
-        keep_controllers=args.keep_controllers,
-        keep_project_running=args.keep_project_running,
-        json_output=args.json,
-    )
-    print_outcome(outcome, args.json)
+    with open_events(args.events) as events:
+        outcome = await execute_series(
+            args.repeat,
+            inventory,
+            workflow,
+            passwords,
+            website_url=args.website_url,
+            resume=args.resume,
+            keep_controllers=args.keep_controllers,
+            keep_project_running=args.keep_project_running,
+            json_output=args.json,
+            tracking=tracking_of(args, workflow.outdir),
+            events=events,
+        )
+    print_outcome(outcome, args.json, summary_stream(args))
     return outcome.code
+
+
+def check_repeat(args: argparse.Namespace) -> None:
+    if args.repeat < 1:
+        raise BadInput(f"--repeat must be at least 1, got {args.repeat}")
+    if args.resume is not None and args.repeat != 1:
+        raise BadInput("--resume continues one run: give it without --repeat")
+
+
+def tracking_of(args: argparse.Namespace, outdir: Path) -> Tracking | None:
+    """The run's MLflow tracking; a line on stderr when it is off though nobody asked."""
+    tracking, note = choose_tracking(outdir, args.tracking_uri, args.no_track)
+    if note:
+        print(note, file=sys.stderr)
+    return tracking
 
 
 def resume_command(argv: list[str] | None, stop: RunInterrupted) -> str:
@@ -185,29 +255,38 @@ def resume_command(argv: list[str] | None, stop: RunInterrupted) -> str:
 
 async def demo_main(args: argparse.Namespace) -> int:
     """`--demo`: the embedded federation; says the mean the sites agree on, or that they do not."""
+    check_repeat(args)
     outdir = args.outdir if args.outdir is not None else DEFAULT_OUTDIR
-    outcome, means = await run_demo(
-        args.sites,
-        outdir,
-        json_output=args.json,
-        keep_sites=args.keep_controllers,
-        app_dir=engine_app_dir(args.app_engine, args.app_dir),
-        workflow_file=args.workflow,
-    )
+    with open_events(args.events) as events:
+        outcome, means = await run_demo(
+            args.sites,
+            outdir,
+            json_output=args.json,
+            keep_sites=args.keep_controllers,
+            app_dir=engine_app_dir(args.app_engine, args.app_dir),
+            workflow_file=args.workflow,
+            repeat=args.repeat,
+            tracking=tracking_of(args, outdir.resolve()),
+            events=events,
+        )
+    out = summary_stream(args)
     if args.json:
         outcome.summary["means" if args.workflow is None else "last_steps"] = means
-        print_outcome(outcome, True)
+        print_outcome(outcome, True, out)
         return outcome.code
-    print_outcome(outcome, False)
+    print_outcome(outcome, False, out)
     values = sorted(set(means.values()))
     outcomes = outcome.summary.get("sites")
     sites = len(outcomes) if args.workflow and isinstance(outcomes, dict) else args.sites
     if len(values) == 1 and len(means) == sites and args.workflow is not None:
-        print(f"every one of the {sites} sites has the workflow's last result: {values[0]}")
+        print(
+            f"every one of the {sites} sites has the workflow's last result: {values[0]}", file=out
+        )
     elif len(values) == 1 and len(means) == sites:
-        print(f"mean of the {args.sites} sites, computed by the emulated federation: {values[0]}")
+        said = f"mean of the {args.sites} sites, computed by the emulated federation: {values[0]}"
+        print(said, file=out)
     else:
-        print(f"the sites disagree or some have no result: {means}")
+        print(f"the sites disagree or some have no result: {means}", file=out)
         return outcome.code or 1
     return outcome.code
 

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import SecretStr
 
@@ -27,9 +28,11 @@ from fcapi.credentials import scrubbed_environ
 from fcapi.files import write_atomic
 from fcapi.website import WebsiteClient
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
-from runner.api import Outcome, execute
+from runner.api import Outcome
 from runner.demo_data import MEAN_CONFIG_YML, site_csv
+from runner.engine.repeat import execute_series
 from runner.errors import BadInput, RunInterrupted
+from runner.outputs.writers.mlflow_tracking import Tracking
 from runner.plan.workflow import WorkflowSpec, load_workflow, read_spec
 from runner.sites.emulated import controller_spec
 
@@ -343,11 +346,15 @@ async def run_demo(
     keep_sites: bool = False,
     app_dir: Path | None = None,
     workflow_file: Path | None = None,
+    repeat: int = 1,
+    tracking: Tracking | None = None,
+    events: TextIO | None = None,
 ) -> tuple[Outcome, dict[str, str]]:
     """The demo and each site's answer; with `app_dir`, every site runs that engine app folder
     as the mean app; with `workflow_file`, the file's workflow runs on the sites it names,
     each of its apps from its folder in apps/ on FeatureCloud's engine, and each site's answer
-    is its last step's result (`read_last_steps`)."""
+    is its last step's result (`read_last_steps`); `repeat` runs it that many times on one
+    project (the answers: the last run's)."""
     plan = plan_demo(sites, app_dir, workflow_file)
     outdir = await asyncio.to_thread(prepare_outdir, outdir)
     sites_dir = Path(tempfile.mkdtemp(dir=outdir, prefix=".demo-sites-"))
@@ -358,12 +365,15 @@ async def run_demo(
             workflow = load_workflow(fed.workflow_file, fed.inventory)
             if plan.workflow_file is not None:  # the demo's runs go where the demo's go
                 workflow = workflow.model_copy(update={"outdir": outdir})
-            outcome = await execute(
+            outcome = await execute_series(
+                repeat,
                 fed.inventory,
                 workflow,
                 fed.passwords,
                 website_url=url,
                 json_output=json_output,
+                tracking=tracking,
+                events=events,
             )
         read = read_means if plan.workflow_file is None else read_last_steps
         return outcome, read(outcome.run_dir)

@@ -19,6 +19,18 @@ the code that raises it):
 
 Failures of the platform itself are `fcapi.errors.FcError`s; the runner passes them on as they
 are. A project that ended in error is not an exception but an outcome (`EXIT_PROJECT_FAILED`).
+
+The exit codes, one table (README "Exit codes"; tests/runner/test_exit_codes.py runs each):
+
+    0    EXIT_OK              the run completed at every site (`check`: every site ready)
+    2    EXIT_BAD_INPUT       arguments, files, passwords, the app: nothing was touched
+    7    EXIT_DEADLINE        the run's deadline passed before it completed (fcapi's TIMEOUT)
+    10   EXIT_PROJECT_FAILED  the project ended in error on the platform (an app failed)
+    11   EXIT_SITES_FAILED    one or more sites failed (`check`: one or more not ready)
+    130  EXIT_INTERRUPTED     Ctrl-C; a run's state is saved for `--resume`
+
+A project failure outranks a passed deadline, which outranks a site failure: the first is the
+platform's own verdict, and a deadline that passed is why the sites still waiting failed.
 """
 
 from __future__ import annotations
@@ -31,6 +43,8 @@ EXIT_OK = int(ExitCode.OK)
 #: the same meaning as fcapi's: the input cannot work, and nothing was touched
 EXIT_BAD_INPUT = int(ExitCode.USAGE)
 EXIT_PROJECT_FAILED = int(ExitCode.PROJECT_FAILED)
+#: the same meaning as fcapi's TIMEOUT: the deadline passed before the work was done
+EXIT_DEADLINE = int(ExitCode.TIMEOUT)
 #: beyond fcapi's: the run itself failed at one or more sites
 EXIT_SITES_FAILED = 11
 EXIT_INTERRUPTED = 130

@@ -37,10 +37,12 @@ async def collect_site(
     done: Sequence[CollectedFile],
     on_file: Callable[[CollectedFile], Awaitable[None]],
     limits: UnpackLimits,
+    after: int = 0,
 ) -> None:
     """Download and unpack what the site's controller has for the project and `done` lacks,
-    within the workflow's bounds on what a result may unpack."""
-    runs = await controller.project_runs(project_id)
+    within the workflow's bounds on what a result may unpack; only runs numbered above
+    `after` (a reused project's earlier runs belong to earlier runs of the runner)."""
+    runs = [r for r in await controller.project_runs(project_id) if r.runNr > after]
     for item in pending_downloads(plan_downloads(site, runs), done):
         dest = run_dir / item.path
         extracted: list[Path] = []

@@ -14,6 +14,9 @@ from collections.abc import Callable
 #: command word -> "module:function" taking the argv after the word and returning an exit code
 COMMANDS: dict[str, str] = {
     "sweep": "runner.commands.sweep:main",
+    "runs": "runner.commands.runs:main",
+    "show": "runner.commands.show:main",
+    "check": "runner.commands.check:main",
 }
 
 

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from fcapi.errors import one_line
 from runner.errors import EXIT_INTERRUPTED, EXIT_SITES_FAILED, BadInput, RunnerError
+from runner.outputs.writers.mlflow_tracking import choose_tracking
 from runner.sweep.run import SweepInterrupted, SweepResult, sweep
 from runner.sweep.study import load_study
 from runner.sweep.summary import SUMMARY_JSON
@@ -30,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", type=Path, help="the study file (TOML)")
     p.add_argument("--outdir", type=Path, help="where <study>/ goes (default: the study's)")
     p.add_argument("--json", action="store_true", help="print the study's summary as JSON only")
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow server or store for every cell's run (default: <study>/mlruns)",
+    )
+    p.add_argument("--no-track", action="store_true", help="record the cells in no MLflow store")
     return p
 
 
@@ -47,7 +54,10 @@ async def amain(args: argparse.Namespace) -> int:
         if not args.json:
             print(line, flush=True)
 
-    result = await sweep(study, echo)
+    tracking, note = choose_tracking(study.folder, args.tracking_uri, args.no_track)
+    if note:
+        print(note, file=sys.stderr)
+    result = await sweep(study, echo, tracking)
     if args.json:
         print((study.folder / SUMMARY_JSON).read_text(encoding="utf-8"), end="")
     else:

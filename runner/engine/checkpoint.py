@@ -124,6 +124,9 @@ class SiteState(_Model):
     finalized: bool = False
     collected: list[CollectedFile] = Field(default_factory=list)
     collect_done: bool = False
+    #: the newest run of a reused project the site's controller listed before this run
+    #: started it: the earlier runs are other runs' results, not collected again
+    runs_before: int | None = None
     phases: dict[str, PhaseRecord] = Field(default_factory=dict)
     error: str | None = None
 

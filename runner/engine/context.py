@@ -22,6 +22,7 @@ from fcapi.errors import FcError, one_line
 from fcapi.models import Project, Site
 from fcapi.website import WebsiteClient, WebsitePool
 from fedinfra.inventory import Inventory, SiteEntry
+from runner.engine.carry import Carried
 from runner.engine.checkpoint import RunState
 from runner.engine.saver import Saver
 from runner.errors import RunFailed
@@ -50,6 +51,8 @@ class RunOptions:
     controller_deadline: float = CONTROLLER_DEADLINE
     rate: float = 3.0
     burst: int = 3
+    #: what an earlier run of the same series learnt and wrote (runner.engine.carry)
+    carried: Carried | None = None
 
     def website_pool(self, passwords: dict[str, SecretStr]) -> WebsitePool:
         """The run's one pool of website clients: one login and one rate bucket per user."""

@@ -14,14 +14,14 @@ import posixpath
 import time
 
 from fcapi.controller import ControllerClient
-from fcapi.errors import FcError, NotFound, PermissionDenied
+from fcapi.errors import FcError
 from fcapi.files import sha256_file
 from fcapi.http import deadline_scope
-from fcapi.website import WebsiteClient
 from runner.collect.download import NoResults, collect_site
 from runner.engine import held
 from runner.engine.checkpoint import CollectedFile, UploadedFile
 from runner.engine.context import RAN, RunContext, SiteRun, failure_line
+from runner.engine.project_phases import is_member
 from runner.errors import RunFailed
 from runner.plan.workflow import CONFIG_NAME
 from runner.sites import shell
@@ -155,6 +155,11 @@ async def write_site_info(run: RunContext, site: SiteRun) -> None:
         await held.write_site_info(run, site)
         return
     data_dir = site.entry.controller.data_dir
+    carried = run.options.carried
+    key = (site.entry.name, data_dir)
+    if carried is not None and key in carried.site_info:
+        site.site_info = carried.site_info[key]  # written there by this series already
+        return
     site.site_info = await run.web(site).ensure_site(site.entry.name)
     await site.conn.run(shell.make_dir(data_dir), timeout=SHORT_COMMAND_TIMEOUT)
     await site.conn.write_file(
@@ -162,6 +167,8 @@ async def write_site_info(run: RunContext, site: SiteRun) -> None:
         site.site_info.model_dump_json(),
         mode=0o600,
     )
+    if carried is not None:
+        carried.site_info[key] = site.site_info
 
 
 async def join(run: RunContext, site: SiteRun) -> None:
@@ -172,6 +179,10 @@ async def join(run: RunContext, site: SiteRun) -> None:
         run.check_all_joined()
         return
     await run.until(site.token_ready, f"a project token for {name}")
+    if record.joined:  # a member of a project that existed before: it asked as itself
+        run.skip(name, "join", "a member already")
+        run.check_all_joined()
+        return
     token = record.token
     assert token is not None and run.project is not None
     async with run.phase(name, "join"):
@@ -187,19 +198,11 @@ async def join(run: RunContext, site: SiteRun) -> None:
         except FcError as exc:
             # A run killed between join and checkpoint finds its token used: fine if the
             # user is a member now, which the project answering it proves.
-            if not await _is_member(web, run.project.id):
+            if not await is_member(web, run.project.id):
                 raise exc from None
         record.joined = True
         await run.saver.flush()
     run.check_all_joined()
-
-
-async def _is_member(web: WebsiteClient, project_id: int) -> bool:
-    try:
-        await web.get_project(project_id)
-    except (NotFound, PermissionDenied):
-        return False
-    return True
 
 
 async def upload(run: RunContext, site: SiteRun) -> None:
@@ -217,6 +220,10 @@ async def upload(run: RunContext, site: SiteRun) -> None:
         return
     async with run.phase(name, "upload"):
         await write_site_info(run, site)
+        if run.workflow.project_id is not None and record.runs_before is None:
+            assert site.controller is not None
+            runs = await site.controller.project_runs(run.project.id)
+            record.runs_before = max((r.runNr for r in runs), default=0)
         await _upload_files(run, site, run.project.id)
 
 
@@ -282,6 +289,7 @@ async def collect(run: RunContext, site: SiteRun) -> None:
                 results,
                 keep,
                 run.workflow.unpack,
+                after=record.runs_before or 0,
             )
         except NoResults:
             # only a finished project owes every site a result; after a failure

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -134,6 +134,8 @@ class Metrics(OutputModel):
     #: the workflow's apps in order (`app` is the first), and each step's app and files
     apps: list[str] = Field(default_factory=list)
     steps: list[StepMetrics] = Field(default_factory=list)
+    #: what ran where, on what (runner.provenance.record); None for a run without a record
+    provenance: dict[str, Any] | None = None
 
 
 def request_metrics(
@@ -307,6 +309,7 @@ def build_metrics(
     resources: Resources | None = None,
     rate_window: float = 1.0,
     limit: tuple[float, int] = DEFAULT_LIMIT,
+    provenance: dict[str, Any] | None = None,
 ) -> Metrics:
     """The metrics of a run from its state; `status` defaults to what the state says."""
     end = finished_at or utcnow()
@@ -339,6 +342,7 @@ def build_metrics(
         attempts=state.attempts,
         apps=state.slugs,
         steps=step_metrics(state),
+        provenance=provenance,
     )
 
 

@@ -5,7 +5,9 @@ elapsed time, last message), redrawn a few times a second at most so 100 sites c
 a rich `Live` table, fitted to the terminal, trouble first when the sites do not all fit.
 A pipe or a CI log wants plain timestamped lines, one per event, that read well afterwards
 and diff well in tests. `--json` wants silence until the summary. The orchestrator calls the
-same `phase(...)` in every case and never knows which view is on.
+same `phase(...)` in every case and never knows which view is on. Further sinks of the same
+calls (the `--events` stream, runner.outputs.events) are listeners the view passes every call
+on to, so no second place has to know when a phase changes.
 Never pass a secret in a message: the view prints what it is given.
 """
 
@@ -17,11 +19,11 @@ import io
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Literal, Protocol, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -35,6 +37,20 @@ _STATE_MARK = {"ok": "ok", "failed": "FAILED", "running": "..", "skipped": "skip
 _STATE_STYLE = {"ok": "green", "failed": "bold red", "running": "yellow", "skipped": "dim"}
 #: what needs eyes first when not every site fits: failed, then running, then the rest
 _TROUBLE_RANK = {"failed": 0, "running": 1}
+
+
+class ProgressListener(Protocol):
+    """Another sink of the orchestrator's progress calls (the event stream)."""
+
+    def start(self, run_id: str, sites: Sequence[str], run_dir: Path | None = None) -> None: ...
+
+    def phase(self, site: str | None, phase: str, state: str, message: str = "") -> None: ...
+
+    def note(self, site: str | None, message: str) -> None: ...
+
+    def finish(self, summary: Mapping[str, object]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -98,8 +114,10 @@ class Progress:
         wallclock: Callable[[], datetime] = _utcnow,
         refresh: float = 0.5,
         size: Callable[[], tuple[int, int]] | None = None,
+        listeners: Sequence[ProgressListener] = (),
     ) -> None:
         self.mode: ProgressMode = mode
+        self._listeners = tuple(listeners)
         self._stream = stream
         self._clock = clock
         self._wallclock = wallclock
@@ -118,6 +136,8 @@ class Progress:
 
         The redraw task is started only inside a running event loop, and ends at `close()`.
         """
+        for listener in self._listeners:
+            listener.start(run_id, sites, run_dir)
         for name in sites:
             self._rows.setdefault(name, _Row(since=self._clock()))
         where = f", outputs in {run_dir}" if run_dir is not None else ""
@@ -135,6 +155,8 @@ class Progress:
 
     def phase(self, site: str | None, phase: str, state: str, message: str = "") -> None:
         """A site (None: the run as a whole) entered or left a phase."""
+        for listener in self._listeners:
+            listener.phase(site, phase, state, message)
         name = site or RUN
         row = self._rows.setdefault(name, _Row(since=self._clock()))
         now = self._clock()
@@ -149,6 +171,8 @@ class Progress:
 
     def note(self, site: str | None, message: str) -> None:
         """A message without a change of phase (a retry, a poll's answer)."""
+        for listener in self._listeners:
+            listener.note(site, message)
         name = site or RUN
         row = self._rows.setdefault(name, _Row(since=self._clock()))
         row.message = message
@@ -156,6 +180,11 @@ class Progress:
             self._line(name, row.phase, message)
         elif self.mode == "tty":
             self._maybe_draw()
+
+    def finish(self, summary: Mapping[str, object]) -> None:
+        """The run's outcome (its `--json` summary): printed by the CLI; listeners get it here."""
+        for listener in self._listeners:
+            listener.finish(summary)
 
     def _line(self, name: str, what: str, message: str) -> None:
         stamp = self._wallclock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -244,6 +273,8 @@ class Progress:
         if self._closed:
             return
         self._closed = True
+        for listener in self._listeners:
+            listener.close()
         self._stop.set()
         if self._ticker is not None and not self._ticker.done():
             self._ticker.cancel()
@@ -251,6 +282,8 @@ class Progress:
             self._live_view().stop()  # draws the rows once more and leaves them there
 
 
-def make_progress(stream: TextIO, *, json_mode: bool = False) -> Progress:
-    """The view for `stream`; sites are given later, by `start`."""
-    return Progress(mode=choose_mode(stream, json_mode), stream=stream)
+def make_progress(
+    stream: TextIO, *, json_mode: bool = False, listeners: Sequence[ProgressListener] = ()
+) -> Progress:
+    """The view for `stream`, passing every call on to `listeners`; sites come by `start`."""
+    return Progress(mode=choose_mode(stream, json_mode), stream=stream, listeners=listeners)

@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from runner.outputs.manifest import MANIFEST_FILE, Manifest
 from runner.outputs.metrics import Metrics
+from runner.outputs.results import Results
 from runner.outputs.timeline import layout
 
 
@@ -77,10 +78,21 @@ def timeline_svg(metrics: Metrics) -> str:
     return environment().get_template("timeline.svg.j2").render(t=layout(metrics))
 
 
-def render_report(metrics: Metrics, manifest: Manifest | None = None) -> str:
-    """The whole page as a string; write it with `fcapi.files.write_atomic`."""
+def render_report(
+    metrics: Metrics, manifest: Manifest | None = None, results: Results | None = None
+) -> str:
+    """The whole page as a string; write it with `fcapi.files.write_atomic`.
+
+    `results`: the sites' answers (runner.outputs.results), shown first when given.
+    """
     return (
         environment()
         .get_template("report.html.j2")
-        .render(metrics=metrics, manifest=manifest, manifest_file=MANIFEST_FILE, t=layout(metrics))
+        .render(
+            metrics=metrics,
+            manifest=manifest,
+            manifest_file=MANIFEST_FILE,
+            t=layout(metrics),
+            results=results,
+        )
     )

@@ -1,9 +1,11 @@
-"""What is checked on the website and the sites' own disks before a run folder or a project exists.
+"""What is checked on the website and at the sites before a run folder or a project exists.
 
 The workflow file, the inventory and the passwords are checked offline (runner.plan); these
-checks need the website: it answers, every user's password is right, the app exists, a
-reused project exists and is the coordinator's. Each failure is a `BadInput` (exit 2, nothing
-touched) naming what and where, where it used to cost a run folder, a project and exit 11.
+checks need the website and the hosts: every site ready (runner.plan.checks, the same checks
+`python -m runner check` reports: reachable, runtime, port, disk, clock, login), the app
+exists, a reused project exists and is the coordinator's. A wrong password or a missing app
+is a `BadInput` (exit 2); a site that is not ready is `RunFailed` (exit 11, sites failed);
+either way nothing is touched and the line names what and where.
 """
 
 from __future__ import annotations
@@ -14,52 +16,60 @@ from collections.abc import Awaitable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fcapi.errors import AuthError, FcError, NotFound, PermissionDenied, TransportError
+from fcapi.errors import FcError, NotFound
 from fcapi.website import WebsiteClient, WebsitePool
 from fedinfra.inventory import Inventory
-from runner.errors import BadInput, RunFailed
+from runner.errors import EXIT_BAD_INPUT, BadInput, RunFailed
 from runner.plan.apps import MissingApp, workflow_apps
+from runner.plan.checks.base import Limits
+from runner.plan.checks.login import BAD_INPUT
+from runner.plan.checks.sites import Readiness, check_sites
 from runner.plan.workflow import Workflow, writable_folder
+from runner.sites.base import CONNECT_TIMEOUT
 
-#: the whole preflight; a website that takes longer is not one a run can use now
+#: the whole preflight; a website or a site that takes longer is not one a run can use now
 PREFLIGHT_DEADLINE = 60.0
-#: logins in flight at once (each user has a rate bucket of its own)
-LOGINS_AT_ONCE = 16
-#: what the website's answer means for the user: their input is wrong, or the platform is down
-_BAD_INPUT = (AuthError, PermissionDenied, NotFound, TransportError)
 
 
-async def preflight(inventory: Inventory, workflow: Workflow, pool: WebsitePool) -> None:
+async def preflight(inventory: Inventory, workflow: Workflow, pool: WebsitePool) -> Readiness:
     """Raise `BadInput` for the first input the website or a local site refuses.
 
     The run's own pool is used, so a user logged in here stays logged in for the run: one
-    login per user per run, as FeatureCloud's etiquette asks.
+    login per user per run, as FeatureCloud's etiquette asks. The checks' findings are
+    returned: what each host is, and its host files' sha256, are the run's provenance.
     """
     check_website_url(pool.base_url)
     check_local_sites(inventory, workflow)
     seconds = min(PREFLIGHT_DEADLINE, workflow.deadline_seconds)
     try:
         async with asyncio.timeout(seconds):
+            connect = min(CONNECT_TIMEOUT, seconds / 2)
+            files = {name: [f.path for f in plan.host] for name, plan in workflow.sites.items()}
+            readiness = await check_sites(
+                inventory, pool, Limits(), connect_timeout=connect, host_files=files
+            )
+            stop_if_not_ready(readiness)
             await _on_the_website(pool, inventory, workflow)
     except TimeoutError:
         raise BadInput(
-            f"the website {pool.base_url} did not answer the preflight checks within {seconds:g} s"
+            f"the website {pool.base_url} or a site did not answer the preflight checks within "
+            f"{seconds:g} s (python -m runner check says which)"
         ) from None
+    return readiness
+
+
+def stop_if_not_ready(readiness: Readiness) -> None:
+    """The first problem as the run's one line: bad input (a password) or a site not ready."""
+    problems = readiness.problems
+    if not problems:
+        return
+    first = problems[0]
+    more = len(problems) - 1
+    line = first.line() + (f" (and {more} more: python -m runner check lists them)" if more else "")
+    raise BadInput(line) if first.exit_code == EXIT_BAD_INPUT else RunFailed(line)
 
 
 async def _on_the_website(pool: WebsitePool, inventory: Inventory, workflow: Workflow) -> None:
-    # a host-held site's user logs in on its host, when the run connects to it
-    users = list(dict.fromkeys(s.fc_user for s in inventory.sites if not s.host_held))
-    limit = asyncio.Semaphore(LOGINS_AT_ONCE)
-
-    async def login(user: str) -> None:
-        async with limit:
-            await _checked(f"FeatureCloud user {user}", pool.logged_in(user))
-
-    # all at once (a federation of hundreds), the first failure in inventory order reported
-    for outcome in await asyncio.gather(*map(login, users), return_exceptions=True):
-        if isinstance(outcome, BaseException):
-            raise outcome
     web = pool.client(inventory.coordinator.fc_user)
     await _check_apps(web, workflow)
     if workflow.project_id is not None:
@@ -104,7 +114,7 @@ async def _checked(where: str, call: Awaitable[object]) -> None:
 
 def _as_runner_error(where: str, exc: FcError) -> BadInput | RunFailed:
     line = " ".join(f"{where}: {exc}".split())
-    return BadInput(line) if isinstance(exc, _BAD_INPUT) else RunFailed(f"preflight: {line}")
+    return BadInput(line) if isinstance(exc, BAD_INPUT) else RunFailed(f"preflight: {line}")
 
 
 def check_website_url(url: str) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import RunInterrupted
+from runner.outputs.writers.mlflow_tracking import Tracking
 from runner.sweep.cells import Cell, expand
 from runner.sweep.data import read_table
 from runner.sweep.locks import SitePool
@@ -44,7 +45,10 @@ def pool_size(study: Study, cells: list[Cell]) -> int:
     return study.spec.parallel * max(c.run_sites for c in cells)
 
 
-async def sweep(study: Study, echo: Callable[[str], None]) -> SweepResult:
+async def sweep(
+    study: Study, echo: Callable[[str], None], tracking: Tracking | None = None
+) -> SweepResult:
+    """Run every cell not finished before; each cell's run recorded with `tracking` if any."""
     cells = expand(study.spec)
     states = {c.id: load_cell(cell_folder(study, c), c) for c in cells}
     todo = [c for c in cells if states[c.id].status != "completed"]
@@ -52,7 +56,7 @@ async def sweep(study: Study, echo: Callable[[str], None]) -> SweepResult:
     for cell_id in skipped:
         echo(f"cell {cell_id}: finished before, skipped")
     if todo:
-        states.update(await run_cells(study, todo, pool_size(study, cells), echo))
+        states.update(await run_cells(study, todo, pool_size(study, cells), echo, tracking))
     data = summary(study.name, cells, states)
     await asyncio.to_thread(write_summary, study.folder, data)
     page = await asyncio.to_thread(write_page, study.folder, data)
@@ -60,12 +64,17 @@ async def sweep(study: Study, echo: Callable[[str], None]) -> SweepResult:
 
 
 async def run_cells(
-    study: Study, todo: list[Cell], size: int, echo: Callable[[str], None]
+    study: Study,
+    todo: list[Cell],
+    size: int,
+    echo: Callable[[str], None],
+    tracking: Tracking | None,
 ) -> dict[str, CellState]:
     table = await asyncio.to_thread(read_table, study)
     done: dict[str, CellState] = {}
     async with open_target(study, size) as target:
-        ctx = CellContext(study, table, target, SitePool([s.name for s in target.inventory.sites]))
+        pool = SitePool([s.name for s in target.inventory.sites])
+        ctx = CellContext(study, table, target, pool, tracking)
         limit = asyncio.Semaphore(study.spec.parallel)
 
         async def one(cell: Cell) -> None:

@@ -19,6 +19,7 @@ from runner.engine.checkpoint import list_runs, load_state
 from runner.errors import EXIT_SITES_FAILED, RunInterrupted, RunnerError
 from runner.outputs.manifest import MANIFEST_FILE
 from runner.outputs.metrics import METRICS_FILE, load_metrics
+from runner.outputs.writers.mlflow_tracking import Tracking
 from runner.plan.workflow import load_workflow
 from runner.sweep.cells import Cell, Rows
 from runner.sweep.data import CONFIG_NAME, DATA_NAME, write_cell_inputs
@@ -40,6 +41,8 @@ class CellContext:
     table: tuple[list[str] | None, Rows]
     target: Target
     pool: SitePool
+    #: where MLflow records each cell's run (None: not tracked)
+    tracking: Tracking | None = None
 
 
 def cell_folder(study: Study, cell: Cell) -> Path:
@@ -55,9 +58,13 @@ def unfinished_run(runs: Path, state: CellState) -> tuple[str | None, list[str]]
     return run.run_id, list(run.sites)
 
 
-def workflow_text(study: Study, cell: Cell, sites: list[str], shares: list[Path]) -> str:
+def workflow_text(
+    study: Study, cell: Cell, sites: list[str], shares: list[Path], project_id: int | None = None
+) -> str:
+    """The cell's workflow file; `project_id`: the cell's project from a failed attempt."""
+    make = f"app = {json.dumps(cell.app)}" if project_id is None else f"project_id = {project_id}"
     lines = [
-        f"app = {json.dumps(cell.app)}",
+        make,
         f"deadline = {study.spec.deadline}",
         'outdir = "runs"',
     ]
@@ -80,7 +87,12 @@ async def run_cell(ctx: CellContext, cell: Cell) -> CellState:
     if state.status == "completed":
         return state
     resume, sites = await asyncio.to_thread(unfinished_run, folder / RUNS, state)
-    names = await ctx.pool.take(cell.run_sites, sites if resume else None)
+    # a failed attempt's project is the cell's project: retried on it, with the sites that
+    # joined it, so a cell never has a second project (nor strangers in its first)
+    again = state.project_id if resume is None and state.status == "failed" else None
+    if again is not None:
+        sites = state.sites
+    names = await ctx.pool.take(cell.run_sites, sites if resume or again else None)
     started = now()
     try:
         state = state.model_copy(update={"status": "running", "sites": names, "run_id": resume})
@@ -88,7 +100,7 @@ async def run_cell(ctx: CellContext, cell: Cell) -> CellState:
         if resume is not None and adoptable(folder / RUNS / resume):
             outcome = adopted(folder / RUNS / resume)
         else:
-            outcome = await start_run(ctx, cell, folder, names, resume)
+            outcome = await start_run(ctx, cell, folder, names, resume, again)
     except RunInterrupted as stop:
         state = ended(state, started, stop.run_id, "interrupted", stop.exit_code, str(stop))
         await asyncio.to_thread(save_cell, folder, state)
@@ -105,12 +117,17 @@ async def run_cell(ctx: CellContext, cell: Cell) -> CellState:
 
 
 async def start_run(
-    ctx: CellContext, cell: Cell, folder: Path, names: list[str], resume: str | None
+    ctx: CellContext,
+    cell: Cell,
+    folder: Path,
+    names: list[str],
+    resume: str | None,
+    project_id: int | None = None,
 ) -> Outcome:
     shares = await asyncio.to_thread(
         write_cell_inputs, ctx.study, cell, ctx.table, folder, keep=resume is not None
     )
-    text = workflow_text(ctx.study, cell, names, shares)
+    text = workflow_text(ctx.study, cell, names, shares, project_id)
     inventory = ctx.target.cell_inventory(names)
     workflow_file = folder / WORKFLOW_FILE
     if not workflow_file.is_file() or workflow_file.read_text(encoding="utf-8") != text:
@@ -123,6 +140,7 @@ async def start_run(
         website_url=ctx.target.website_url,
         resume=resume,
         json_output=True,
+        tracking=ctx.tracking,
     )
 
 

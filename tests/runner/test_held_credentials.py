@@ -24,10 +24,12 @@ from fcapi.emulator.serve import RunningServer, _serving, fault_state
 from fcapi.emulator.site_context import SiteContext
 from fcapi.emulator.site_server import build_site_app
 from fcapi.files import write_atomic
+from fcapi.website import WebsitePool
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
 from runner.api import execute
 from runner.demo_data import CHECK_MEAN
-from runner.errors import EXIT_SITES_FAILED
+from runner.errors import EXIT_SITES_FAILED, RunFailed
+from runner.plan.checks.sites import check_sites
 from runner.plan.credentials import MissingPasswords, passwords_for_run
 from tests.runner.federation import Federation, build, local_federation, only_run, outputs
 from tests.testhosts import NetnsHost
@@ -246,18 +248,14 @@ async def test_a_wrong_password_file_on_the_host_is_one_line_before_any_project(
         password_file = hold_on_host(fed, mode=mode)
         if not make:
             password_file.unlink()
-        outcome = await execute(
-            fed.inventory,
-            fed.workflow(),
-            passwords_for_run(fed.inventory, environ={}, env_file=runner_files(fed)[1]),
-            website_url=fed.website_url,
-        )
+        passwords = passwords_for_run(fed.inventory, environ={}, env_file=runner_files(fed)[1])
+        with pytest.raises(RunFailed) as caught:
+            await execute(fed.inventory, fed.workflow(), passwords, website_url=fed.website_url)
         projects = await fed.projects()
-    assert outcome.code == EXIT_SITES_FAILED
-    failures = cast(dict[str, str], outcome.summary["failures"])
-    line = failures[HELD]
-    assert line.startswith(f"site {HELD}: ") and str(password_file) in line and expected in line
-    assert "\n" not in line
+    assert caught.value.exit_code == EXIT_SITES_FAILED
+    line = str(caught.value)
+    assert line.startswith(f"site {HELD}: login: ") and "site-check on its host" in line
+    assert str(password_file) in line and expected in line and "\n" not in line
     assert projects == []
 
 
@@ -281,9 +279,28 @@ async def test_a_host_without_fcapi_is_named_with_what_to_install(tmp_path: Path
     async with local_federation(tmp_path, 3) as fed:
         hold_on_host(fed, python=str(tmp_path / "no-fcapi" / "python"))
         passwords = passwords_for_run(fed.inventory, environ={}, env_file=runner_files(fed)[1])
-        outcome = await execute(
-            fed.inventory, fed.workflow(), passwords, website_url=fed.website_url
-        )
-    assert outcome.code == EXIT_SITES_FAILED
-    line = cast(dict[str, str], outcome.summary["failures"])[HELD]
-    assert line.startswith(f"site {HELD}: site-check on its host") and "is fcapi installed" in line
+        with pytest.raises(RunFailed) as caught:
+            await execute(fed.inventory, fed.workflow(), passwords, website_url=fed.website_url)
+    line = str(caught.value)
+    assert line.startswith(f"site {HELD}: login: ") and "is fcapi installed" in line
+
+
+async def test_the_readiness_check_logs_a_held_user_in_on_its_host(tmp_path: Path):
+    async with local_federation(tmp_path, 3) as fed:
+        password_file = hold_on_host(fed)
+        passwords = passwords_for_run(fed.inventory, environ={}, env_file=runner_files(fed)[1])
+        pool = WebsitePool(fed.website_url, passwords)
+        try:
+            ready = await check_sites(fed.inventory, pool)
+            os.chmod(password_file, 0o644)
+            held = [fed.inventory.site(HELD)]
+            refused = await check_sites(fed.inventory, pool, sites=held)
+        finally:
+            await pool.aclose()
+    login = next(r for r in ready.results if (r.site, r.check) == (HELD, "login"))
+    assert (login.status, ready.problems) == ("pass", [])
+    assert "logged in on its host" in login.detail
+    [problem] = refused.problems
+    line = problem.line()
+    assert line.startswith(f"site {HELD}: login: FeatureCloud user ") and "chmod 600" in line
+    assert str(password_file) in line and problem.exit_code == EXIT_SITES_FAILED

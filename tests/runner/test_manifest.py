@@ -131,5 +131,10 @@ def test_no_secret_in_metrics(tmp_path: Path) -> None:
 
 def test_the_manifest_is_written_last_and_every_output_names_its_own_file() -> None:
     assert isinstance(WRITERS[-1], ManifestJson)
-    assert [w.file for w in WRITERS] == ["metrics.json", "report.html", "manifest.json"]
+    assert [w.file for w in WRITERS] == [
+        "metrics.json",
+        "report.html",
+        "ro-crate-metadata.json",
+        "manifest.json",
+    ]
     assert len({w.name for w in WRITERS}) == len(WRITERS)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow import MlflowClient
 
 from runner.commands.sweep import main
 
@@ -78,6 +79,11 @@ def test_a_sweep_completes_and_a_second_one_runs_nothing(
     ]
     assert "mean-app-n2-balanced-r1" in (out / "summary.csv").read_text()
     assert "completed" in (out / "sweep.html").read_text()
+    tracked = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlruns' / 'mlflow.db'}")
+    experiment = tracked.get_experiment_by_name("fedstack")
+    assert experiment is not None, "the cells were not tracked"
+    runs = tracked.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == sorted([fed["run_id"], twin["run_id"]])
     capsys.readouterr()
     state_before = (out / "federation" / "site-state.json").stat().st_mtime_ns
 
@@ -106,6 +112,9 @@ def test_a_failed_cell_is_retried_with_the_data_as_it_is_now(
     retried = cell(out, "linear-regression-n2-balanced-r1")
     assert [a["outcome"] for a in retried["attempts"]] == ["failed", "completed"]
     assert retried["run_id"] != failed["run_id"]
+    # retried on its own project, with the same sites: never a second project for a cell
+    assert retried["project_id"] == failed["project_id"] and retried["sites"] == failed["sites"]
+    assert len(projects(out)) == 1
     coef = {k: v for k, v in retried["results"].items() if k.startswith("coefficients.")}
     assert coef["coefficients.intercept"] == pytest.approx(2.0, abs=1e-9)
     assert coef["coefficients.a"] == pytest.approx(3.0, abs=1e-9)

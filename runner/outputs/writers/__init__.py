@@ -17,13 +17,14 @@ from runner.outputs.writers.base import OutputContext, Writer
 from runner.outputs.writers.manifest_json import ManifestJson
 from runner.outputs.writers.metrics_json import MetricsJson
 from runner.outputs.writers.report_html import ReportHtml
+from runner.outputs.writers.ro_crate import RoCrate
 from runner.plan.workflow import Workflow
 
 if TYPE_CHECKING:
     from runner.engine.orchestrate import RunResult
 
 #: run in this order; the manifest last, so that it lists (and hashes) every other output
-WRITERS: tuple[Writer, ...] = (MetricsJson(), ReportHtml(), ManifestJson())
+WRITERS: tuple[Writer, ...] = (MetricsJson(), ReportHtml(), RoCrate(), ManifestJson())
 
 
 def write_outputs(

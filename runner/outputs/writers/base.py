@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from fedinfra.inventory import Inventory
 from runner.outputs.metrics import Metrics, build_metrics, process_resources
 from runner.plan.workflow import Workflow
+from runner.provenance.record import load_provenance
 
 if TYPE_CHECKING:
     from runner.engine.orchestrate import RunResult
@@ -46,6 +47,7 @@ class OutputContext:
             stats=result.stats,
             error=failures or None,
             resources=process_resources(result.wall_seconds),
+            provenance=load_provenance(run_dir),
         )
         if result.app_seconds is not None:
             metrics.counters["app_seconds"] = round(result.app_seconds, 3)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fcapi.files import write_atomic
 from runner.outputs.report import render_report
+from runner.outputs.results import read_results
 from runner.outputs.writers.base import OutputContext, Writer
 
 
@@ -15,5 +16,6 @@ class ReportHtml(Writer):
 
     def write(self, context: OutputContext) -> Path:
         path = self.path(context)
-        write_atomic(path, render_report(context.metrics))
+        results = read_results(context.run_dir, context.metrics)
+        write_atomic(path, render_report(context.metrics, results=results))
         return path

@@ -1,0 +1,1 @@
+"""What ran where, on what: recorded once per run; metrics, report and RO-Crate read it."""
