@@ -47,6 +47,9 @@ class HostFacts:
     private_key: str | None = None
     private_key_file: str | None = None
     jump: JumpFacts | None = None
+    #: `host`: the site's password stays in `password_file` on its host (spec's `credentials`)
+    credentials: str = "runner"
+    password_file: str | None = None
 
 
 def _jump_access(jump: JumpFacts | None) -> SshAccess | None:
@@ -75,11 +78,16 @@ def build_inventory(
     controller_port: int,
 ) -> Inventory:
     """The validated inventory; raises ValueError naming the problem (e.g. a password for a
-    user no site has)."""
+    user no site has).
+
+    A host-held site's password, which only that site's own stack may hold, is written to its
+    host by provisioning (`held_passwords`) and never exported.
+    """
     known_users = {h.fc_user for h in hosts}
     stray = sorted(set(passwords or {}) - known_users)
     if stray:
         raise ValueError(f"fcPasswords has users no site uses: {', '.join(stray)}")
+    held = {h.fc_user for h in hosts if h.credentials == "host"}
     sites = [
         SiteEntry(
             name=h.name,
@@ -97,6 +105,8 @@ def build_inventory(
             ),
             workdir=h.workdir,
             controller=controller_for(h.workdir, name=controller_name, port=controller_port),
+            credentials=h.credentials,
+            password_file=h.password_file,
         )
         for h in hosts
     ]
@@ -104,8 +114,22 @@ def build_inventory(
         version=INVENTORY_VERSION,
         stack=stack,
         sites=sites,
-        credentials={u: SecretStr(p) for u, p in (passwords or {}).items()},
+        credentials={u: SecretStr(p) for u, p in (passwords or {}).items() if u not in held},
     )
+
+
+def held_passwords(
+    hosts: Sequence[HostFacts], passwords: Mapping[str, str] | None
+) -> dict[str, tuple[str, str]]:
+    """By site: (password file, password) of each host-held site whose password this stack
+    holds (the site's own stack), for provisioning to write on its host; the others' admins
+    put the file there themselves."""
+    known = passwords or {}
+    return {
+        h.name: (h.password_file, known[h.fc_user])
+        for h in hosts
+        if h.credentials == "host" and h.password_file and h.fc_user in known
+    }
 
 
 def export_inventory(inventory: Inventory) -> dict[str, object]:

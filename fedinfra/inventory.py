@@ -9,6 +9,7 @@ of misreading it.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import string
 from typing import Literal
@@ -31,6 +32,8 @@ def check_site_name(name: str) -> str:
 #: `{name}` are filled in from the site's ControllerSpec by `ControllerSpec.render`.
 DEFAULT_START = "featurecloud controller start {name} --port {port} --data-dir {data_dir}"
 DEFAULT_STOP = "featurecloud controller stop {name}"
+#: where provisioning installs fcapi on a host with a host-held site, under the workdir
+FCAPI_VENV = "fcapi"
 #: the placeholders a start/stop template may use
 PLACEHOLDERS = ("name", "port", "data_dir")
 #: a controller's name is a word in shell lines and file names on the host
@@ -159,11 +162,48 @@ class SiteEntry(Strict):
     #: fedstack's working directory on the host (absolute)
     workdir: str
     controller: ControllerSpec
+    #: who holds the site's FeatureCloud password: `runner` (the .env, the environment, the
+    #: stack's secrets) or `host` (a 0600 file on the site's host, `password_file`; the host
+    #: logs in and joins itself, and the runner never sees the password)
+    credentials: Literal["runner", "host"] = "runner"
+    #: absolute path of the password file on the host; only with `credentials: host`
+    password_file: str | None = None
+    #: the python on the host that has fcapi (provisioning puts one in `<workdir>/fcapi`);
+    #: None: that one
+    fcapi_python: str | None = None
 
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
         return check_site_name(name)
+
+    @field_validator("password_file", "fcapi_python")
+    @classmethod
+    def _host_paths(cls, path: str | None) -> str | None:
+        return None if path is None else check_host_path(path)
+
+    @model_validator(mode="after")
+    def _held_needs_a_file(self) -> SiteEntry:
+        if self.credentials == "host" and self.password_file is None:
+            raise ValueError(
+                f"site {self.name}: credentials host needs password_file (its path on the host)"
+            )
+        if self.credentials == "runner" and self.password_file is not None:
+            raise ValueError(
+                f"site {self.name}: password_file is only for credentials host "
+                "(the runner holds this site's password)"
+            )
+        return self
+
+    @property
+    def host_held(self) -> bool:
+        """The site's password lives only on its host."""
+        return self.credentials == "host"
+
+    @property
+    def host_fcapi_python(self) -> str:
+        """The host's python with fcapi: the inventory's, or where provisioning installs it."""
+        return self.fcapi_python or posixpath.join(self.workdir, FCAPI_VENV, "bin", "python")
 
     @field_validator("workdir")
     @classmethod
@@ -185,6 +225,10 @@ class SiteEntry(Strict):
         if self.transport == "ssh" and self.ssh is None:
             raise ValueError(f"site {self.name}: transport ssh needs an ssh block")
         return self
+
+
+#: the fields of a host-held site, left out of a site's JSON when at their defaults
+HELD_FIELDS = ("credentials", "password_file", "fcapi_python")
 
 
 class Inventory(Strict):
@@ -217,7 +261,24 @@ class Inventory(Strict):
                 + (f" ({', '.join(coordinators)})" if coordinators else "")
             )
         _check_shared(self.sites)
+        self._check_held()
         return self
+
+    def _check_held(self) -> None:
+        """The coordinator's password is the runner's (it creates the project and the tokens),
+        and no host-held user's password is carried here."""
+        coordinator = self.coordinator
+        if coordinator.host_held:
+            raise ValueError(
+                f"site {coordinator.name}: the coordinator must have credentials runner "
+                "(the runner creates the project and the tokens as that user)"
+            )
+        for site in self.sites:
+            if site.host_held and site.fc_user in self.credentials:
+                raise ValueError(
+                    f"site {site.name}: credentials hold a password for {site.fc_user}, whose "
+                    "password stays on the site's host; remove it from fcPasswords"
+                )
 
     @property
     def coordinator(self) -> SiteEntry:
@@ -232,6 +293,11 @@ class Inventory(Strict):
     def to_json_dict(self, reveal_secrets: bool = False) -> dict[str, object]:
         """Plain JSON data; secrets are masked unless `reveal_secrets` (for a 0600 file only)."""
         data = self.model_dump(mode="json")
+        for raw in data["sites"]:
+            # a runner-held site's entry reads (and digests, for a resume) as before these fields
+            for name in HELD_FIELDS:
+                if raw.get(name) == SiteEntry.model_fields[name].default:
+                    del raw[name]
         if reveal_secrets:
             for site, raw in zip(self.sites, data["sites"], strict=True):
                 if site.ssh is not None:

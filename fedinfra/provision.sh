@@ -14,6 +14,12 @@
 #                             0: say so on stderr and carry on (a chroot or container)
 #   PIP_INDEX_URL             a private package index (may hold a token: stdin only)
 #   PIP_CERT                  CA bundle for pip (default: the system's, if present)
+#   FEDSTACK_FCAPI_PACKAGE    for a host-held site (its password stays here): what pip installs
+#                             into WORKDIR/fcapi (fedstack, which carries fcapi: a name from
+#                             PIP_INDEX_URL or PyPI, or a wheel's path or URL); empty: nothing
+#   FEDSTACK_PASSWORD_FILE    that site's FeatureCloud password file (absolute), mode 0600
+#   FEDSTACK_FC_PASSWORD      its password, only from the site's own stack (stdin only);
+#                             empty: the site's admin puts the file there
 #
 # Exit codes: 0 done, 2 bad settings, 3 Docker engine cannot run, 4 package download failed.
 set -euo pipefail
@@ -24,6 +30,9 @@ FC_VERSION="${FEDSTACK_FC_VERSION:-0.1.0}"
 DOCKER_REQUIRED="${FEDSTACK_DOCKER_REQUIRED:-1}"
 APT_LOCK_TIMEOUT="${FEDSTACK_APT_LOCK_TIMEOUT:-600}"
 PACKAGES=(ca-certificates docker.io python3 python3-venv)
+FCAPI_PACKAGE="${FEDSTACK_FCAPI_PACKAGE:-}"
+PASSWORD_FILE="${FEDSTACK_PASSWORD_FILE:-}"
+FC_PASSWORD="${FEDSTACK_FC_PASSWORD:-}"
 
 CHANGED=()
 
@@ -41,6 +50,13 @@ case "$WORKDIR" in
   *) die 2 "FEDSTACK_WORKDIR must be an absolute path, got '${WORKDIR}'" ;;
 esac
 [[ "$FC_VERSION" =~ ^[0-9A-Za-z.+-]+$ ]] || die 2 "FEDSTACK_FC_VERSION '${FC_VERSION}' is not a version"
+case "$PASSWORD_FILE" in
+  "" | /?*) ;;
+  *) die 2 "FEDSTACK_PASSWORD_FILE must be an absolute path, got '${PASSWORD_FILE}'" ;;
+esac
+if [ -n "$FC_PASSWORD" ] && [ -z "$PASSWORD_FILE" ]; then
+  die 2 "FEDSTACK_FC_PASSWORD is set but FEDSTACK_PASSWORD_FILE is not: where should it go?"
+fi
 
 # Privileged steps go through sudo when the login user is not root (cloud images: a sudoer).
 SUDO=()
@@ -126,6 +142,34 @@ LINK=/usr/local/bin/featurecloud
 if [ "$(readlink "$LINK" 2>/dev/null || true)" != "$VENV/bin/featurecloud" ]; then
   "${SUDO[@]}" ln -sfn "$VENV/bin/featurecloud" "$LINK"
   changed "link(${LINK})"
+fi
+
+# 5. A host-held site: fcapi in its own venv (the host logs in and joins: python -m fcapi
+#    site-join), and the password file from the site's own secret, 0600, the login user's.
+if [ -n "$FCAPI_PACKAGE" ]; then
+  FCAPI_VENV="$WORKDIR/fcapi"
+  if [ ! -x "$FCAPI_VENV/bin/python" ]; then
+    python3 -m venv "$FCAPI_VENV"
+    changed "fcapi-venv"
+  fi
+  if ! "$FCAPI_VENV/bin/python" -c 'import fcapi.cli.site' 2>/dev/null; then
+    say "installing ${FCAPI_PACKAGE} (fcapi) for the host-held site"
+    "$FCAPI_VENV/bin/pip" install --quiet --disable-pip-version-check --no-input \
+      "$FCAPI_PACKAGE" >&2 ||
+      die 4 "pip could not install ${FCAPI_PACKAGE}: is PIP_INDEX_URL (or the wheel) reachable from this host?"
+    changed "fcapi"
+  fi
+fi
+if [ -n "$FC_PASSWORD" ]; then
+  have_pw="$("${SUDO[@]}" cat "$PASSWORD_FILE" 2>/dev/null || true)"
+  have_mode="$("${SUDO[@]}" stat -c %a "$PASSWORD_FILE" 2>/dev/null || true)"
+  if [ "$have_pw" != "$FC_PASSWORD" ] || [ "$have_mode" != 600 ]; then
+    # printf is a builtin: the password reaches install on a pipe, never an argv
+    printf '%s\n' "$FC_PASSWORD" |
+      "${SUDO[@]}" install -D -m 0600 -o "$LOGIN_USER" -g "$LOGIN_GROUP" /dev/stdin "$PASSWORD_FILE"
+    changed "password-file(${PASSWORD_FILE})"
+  fi
+  unset have_pw FC_PASSWORD FEDSTACK_FC_PASSWORD
 fi
 
 if [ "${#CHANGED[@]}" -eq 0 ]; then

@@ -17,6 +17,10 @@ from importlib import resources
 PROVISION_SCRIPT = "provision.sh"
 CHECK_SCRIPT = "check.sh"
 
+#: what provisioning pip-installs on a host with a host-held site (fedstack carries fcapi): a
+#: name from PIP_INDEX_URL or PyPI, or a wheel's path or URL
+FCAPI_PACKAGE = "fedstack"
+
 #: the remote command of every scripted step; the script itself arrives on stdin
 RUN_STDIN = "bash -s"
 
@@ -48,9 +52,20 @@ def render_stdin(settings: Mapping[str, str], script: str) -> str:
 
 
 def provision_settings(
-    *, workdir: str, fc_version: str, docker_required: bool, pip_index_url: str | None = None
+    *,
+    workdir: str,
+    fc_version: str,
+    docker_required: bool,
+    pip_index_url: str | None = None,
+    fcapi_package: str | None = None,
+    password_file: str | None = None,
+    fc_password: str | None = None,
 ) -> dict[str, str]:
-    """The settings provision.sh reads, from typed values."""
+    """The settings provision.sh reads, from typed values.
+
+    A host-held site's host gets fcapi (`fcapi_package`) and, when the site's own stack holds
+    its password, the 0600 `password_file` written from `fc_password` (stdin only, as ever).
+    """
     settings = {
         "FEDSTACK_WORKDIR": workdir,
         "FEDSTACK_FC_VERSION": fc_version,
@@ -58,6 +73,12 @@ def provision_settings(
     }
     if pip_index_url:
         settings["PIP_INDEX_URL"] = pip_index_url
+    if fcapi_package:
+        settings["FEDSTACK_FCAPI_PACKAGE"] = fcapi_package
+    if password_file:
+        settings["FEDSTACK_PASSWORD_FILE"] = password_file
+    if fc_password:
+        settings["FEDSTACK_FC_PASSWORD"] = fc_password
     return settings
 
 

@@ -51,7 +51,8 @@ CONFIG_KEYS: dict[str, Key] = {
         None,
         "The federation: a list of sites, each {name, fc_user, coordinator, and one of "
         + ", ".join(f"{name}: {b.summary}" for name, b in BACKENDS.items())
-        + "}. Required.",
+        + "}; a participant may add credentials: host and password_file: /abs/path (its "
+        "password stays in that 0600 file on its host). Required.",
         kind="array",
     ),
     "hypervisors": Key(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,7 +27,7 @@ from pydantic import (
 from fedinfra.backends import BACKENDS
 from fedinfra.backends.base import Placement
 from fedinfra.backends.libvirt import Hypervisor, LibvirtPlacement
-from fedinfra.inventory import check_site_name
+from fedinfra.inventory import check_host_path, check_site_name
 from fedinfra.problems import Problem, one_line
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -55,6 +55,10 @@ class SiteBase(_Strict):
     #: the site's FeatureCloud account (an e-mail address)
     fc_user: str
     coordinator: bool = False
+    #: `host`: the site's FeatureCloud password stays on its host, in `password_file`
+    #: (fedinfra.inventory.SiteEntry); the runner never holds it
+    credentials: Literal["runner", "host"] = "runner"
+    password_file: str | None = None
     if TYPE_CHECKING:
         #: fedstack's working directory on the host; None = the stack's `workdir` (declared
         #: on `Site`, after the placements, so problems keep the order of the stack file)
@@ -78,6 +82,24 @@ class SiteBase(_Strict):
         if value is not None:
             check_workdir(value)
         return value
+
+    @field_validator("password_file")
+    @classmethod
+    def _password_file(cls, value: str | None) -> str | None:
+        return None if value is None else check_host_path(value)
+
+    @model_validator(mode="after")
+    def _held_site(self) -> SiteBase:
+        if self.credentials == "host" and self.password_file is None:
+            raise ValueError("credentials host needs password_file (its path on the host)")
+        if self.credentials == "runner" and self.password_file is not None:
+            raise ValueError("password_file is only for credentials host")
+        if self.credentials == "host" and self.coordinator:
+            raise ValueError(
+                "the coordinator must have credentials runner (the runner creates the project "
+                "and the tokens as that user)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_placement(self) -> SiteBase:

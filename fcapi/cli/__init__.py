@@ -7,7 +7,8 @@ failure kind, `--json` for scripts. Passwords are never taken from argv: other u
 machine can read it.
 
 One module per command group (Flower's `flwr/cli` way): `project` (create ... reset), `apps`
-(list-apps), `account` (signup); each registers its subcommands here through `build_parser`.
+(list-apps), `account` (signup), `site` (site-check, site-info, site-join: a host-held
+site's own login and join); each registers its subcommands here through `build_parser`.
 `base` holds the context a command runs in, `output` what it prints.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from fcapi import DEFAULT_CONTROLLER_URL, DEFAULT_WEBSITE_URL, __version__
-from fcapi.cli import account, apps, project
+from fcapi.cli import account, apps, project, site
 from fcapi.cli.base import (
     PROG,
     Command,
@@ -40,7 +41,7 @@ from fcapi.errors import ExitCode, FcError, NotFound, one_line
 __all__ = ["PROG", "amain", "build_parser", "main", "parse_args"]
 
 #: the command groups, in the order `--help` lists their subcommands
-GROUPS = (project, apps, account)
+GROUPS = (project, apps, account, site)
 
 #: options every subcommand takes, before or after the subcommand's name
 _COMMON: list[tuple[tuple[str, ...], dict[str, Any]]] = [

@@ -266,13 +266,17 @@ async def not_members(run: RunContext, sites: list[SiteRun]) -> list[SiteRun]:
     """
     assert run.project is not None
     pid = run.project.id
-    answers = await asyncio.gather(*(is_member(run.web(s), pid) for s in sites))
-    for site, member in zip(sites, answers, strict=True):
-        if member:
+    # a host-held site cannot be asked as itself here: it gets a token, and its host's join
+    # (fcapi site-join) finds it a member already
+    asked = [s for s in sites if not s.entry.host_held]
+    answers = await asyncio.gather(*(is_member(run.web(s), pid) for s in asked))
+    members = {s.entry.name for s, member in zip(asked, answers, strict=True) if member}
+    for site in asked:
+        if site.entry.name in members:
             run.state.site(site.entry.name).joined = True
             site.token_ready.set()
     await run.saver.flush()
-    return [s for s, member in zip(sites, answers, strict=True) if not member]
+    return [s for s in sites if s.entry.name not in members]
 
 
 async def is_member(web: WebsiteClient, project_id: int) -> bool:

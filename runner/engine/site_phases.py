@@ -18,6 +18,7 @@ from fcapi.errors import FcError
 from fcapi.files import sha256_file
 from fcapi.http import deadline_scope
 from runner.collect.download import NoResults, collect_site
+from runner.engine import held
 from runner.engine.checkpoint import CollectedFile, UploadedFile
 from runner.engine.context import RAN, RunContext, SiteRun, failure_line
 from runner.engine.project_phases import is_member
@@ -100,7 +101,11 @@ async def connect(run: RunContext, site: SiteRun) -> None:
     """Reach the host and log its user in, so a bad host or password stops the run early."""
     async with run.phase(site.entry.name, "connect"):
         site.conn = open_site(site.entry, connect_timeout=run.options.connect_deadline)
-        await asyncio.gather(site.conn.connect(), run.pool.logged_in(site.entry.fc_user))
+        if site.entry.host_held:  # its host logs in: the runner has no password for it
+            await site.conn.connect()
+            await held.check_login(run, site)
+        else:
+            await asyncio.gather(site.conn.connect(), run.pool.logged_in(site.entry.fc_user))
         await check_host_files(run, site)
     site.ready = True
     if all(s.ready for s in run.sites.values()):
@@ -146,6 +151,9 @@ async def write_site_info(run: RunContext, site: SiteRun) -> None:
     of the project, its tokens and `prepare` in the coordinator's rate limit.
     """
     assert site.conn is not None
+    if site.entry.host_held:
+        await held.write_site_info(run, site)
+        return
     data_dir = site.entry.controller.data_dir
     carried = run.options.carried
     key = (site.entry.name, data_dir)
@@ -178,6 +186,12 @@ async def join(run: RunContext, site: SiteRun) -> None:
     token = record.token
     assert token is not None and run.project is not None
     async with run.phase(name, "join"):
+        if site.entry.host_held:
+            await held.join(run, site, token.get_secret_value())
+            record.joined = True
+            await run.saver.flush()
+            run.check_all_joined()
+            return
         web = run.web(site)
         try:
             await web.join(token.get_secret_value())
@@ -198,7 +212,8 @@ async def upload(run: RunContext, site: SiteRun) -> None:
     assert run.project is not None
     if not record.finalized and run.resumed:
         # killed between a finalize and its checkpoint: the project moving on proves it
-        project = await run.web(site).get_project(run.project.id)
+        asker = run.coordinator if site.entry.host_held else site
+        project = await run.web(asker).get_project(run.project.id)
         record.finalized = project.status in RAN
     if record.finalized:
         run.skip(name, "upload", "finalized already")

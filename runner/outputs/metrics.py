@@ -75,6 +75,8 @@ class SiteMetrics(OutputModel):
     #: the files unpacked from each zip, by the zip's path
     result_files: dict[str, list[str]]
     logs: list[str]
+    #: who held the site's FeatureCloud password: the runner, or the site's own host
+    credentials: Literal["runner", "host"] = "runner"
 
 
 class RequestMetrics(OutputModel):
@@ -242,6 +244,7 @@ def _site_metrics(state: RunState, entry: SiteEntry) -> SiteMetrics:
             c.path: sorted(c.files) for c in s.collected if c.kind == "result" and c.files
         },
         logs=sorted(c.path for c in s.collected if c.kind == "log"),
+        credentials=entry.credentials,
     )
 
 

@@ -37,8 +37,12 @@ class MissingPasswords(BadInput):
 
 
 def run_users(inventory: Inventory) -> list[str]:
-    """The FeatureCloud users of the federation's sites, each once, in inventory order."""
-    return list(dict.fromkeys(site.fc_user for site in inventory.sites))
+    """The FeatureCloud users the runner logs in as, each once, in inventory order.
+
+    A host-held site's user is not one: its host logs in with its own password file, and
+    the runner neither asks for that password nor keeps it if the environment has it.
+    """
+    return list(dict.fromkeys(site.fc_user for site in inventory.sites if not site.host_held))
 
 
 def passwords_for_run(
@@ -47,7 +51,7 @@ def passwords_for_run(
     env_file: Path | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> dict[str, SecretStr]:
-    """A password for every site's user (and only those), or `MissingPasswords`.
+    """A password for every runner-held site's user (and only those), or `MissingPasswords`.
 
     `env_file=None` reads `./.env` if there is one; a named file must exist (a typo in the
     name should not silently fall back to the stack's passwords).
