@@ -81,7 +81,7 @@ def build_inventory(
     user no site has).
 
     A host-held site's password, which only that site's own stack may hold, is written to its
-    host by provisioning (`held_passwords`) and never exported.
+    host by provisioning (`held_password`) and never exported.
     """
     known_users = {h.fc_user for h in hosts}
     stray = sorted(set(passwords or {}) - known_users)
@@ -118,18 +118,15 @@ def build_inventory(
     )
 
 
-def held_passwords(
-    hosts: Sequence[HostFacts], passwords: Mapping[str, str] | None
-) -> dict[str, tuple[str, str]]:
-    """By site: (password file, password) of each host-held site whose password this stack
-    holds (the site's own stack), for provisioning to write on its host; the others' admins
-    put the file there themselves."""
-    known = passwords or {}
-    return {
-        h.name: (h.password_file, known[h.fc_user])
-        for h in hosts
-        if h.credentials == "host" and h.password_file and h.fc_user in known
-    }
+def held_password(
+    credentials: str, fc_user: str, passwords: Mapping[str, str] | None
+) -> str | None:
+    """The password provisioning writes into a host-held site's password file: only when
+    this stack holds it (the site's own stack); otherwise None, and the site's admin puts the
+    file there."""
+    if credentials != "host":
+        return None
+    return (passwords or {}).get(fc_user)
 
 
 def export_inventory(inventory: Inventory) -> dict[str, object]:

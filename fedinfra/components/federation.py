@@ -24,10 +24,12 @@ from fedinfra.build_inventory import (
     build_inventory,
     controller_for,
     export_inventory,
+    held_password,
     public_view,
 )
 from fedinfra.components.provisioner import ProvisionPlan
 from fedinfra.inventory import Inventory
+from fedinfra.script import FCAPI_PACKAGE
 from fedinfra.settings import StackSettings
 from fedinfra.spec import Site
 
@@ -148,7 +150,26 @@ def _plan(
         cleanup_stop_command=None if owned else controller.stop_command,
         controller_name=None if owned else settings.controller_name,
         pip_index_url=secrets.pip_index_url,
+        **_held(site, secrets),
     )
+
+
+def _held(site: Site, secrets: Secrets) -> dict[str, Any]:
+    """A host-held site's part of its plan: fcapi on the host, and its password file written
+    from this stack's secret for that user only, if the stack holds it (the site's own)."""
+    if site.credentials != "host":
+        return {}
+    passwords = secrets.passwords
+    fc_password = (
+        None
+        if passwords is None
+        else passwords.apply(lambda known: held_password("host", site.fc_user, known))
+    )
+    return {
+        "fcapi_package": FCAPI_PACKAGE,
+        "password_file": site.password_file,
+        "fc_password": fc_password,
+    }
 
 
 def _facts(
@@ -183,6 +204,8 @@ def _facts(
             private_key=private_key,
             private_key_file=host.private_key_file,
             jump=via,
+            credentials=site.credentials,
+            password_file=site.password_file,
         )
 
     private: pulumi.Input[str | None] = host.private_key

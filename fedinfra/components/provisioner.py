@@ -70,6 +70,11 @@ class ProvisionPlan:
     controller_name: str | None = None
     #: secret Output or None: a package index URL for pip, which may carry a token
     pip_index_url: pulumi.Input[str] | None = None
+    #: a host-held site: fcapi installed on its host, and its password file written from
+    #: `fc_password` (a secret Output) when this stack holds it
+    fcapi_package: str | None = None
+    password_file: str | None = None
+    fc_password: pulumi.Input[str | None] | None = None
 
 
 #: seconds a failed dial can take at most before the next: pulumi-command's backoff is capped
@@ -124,20 +129,24 @@ def _deadlines(
 
 def provision_stdin(plan: ProvisionPlan, script: str) -> pulumi.Output[str]:
     """Settings + script for `bash -s`; secret as soon as any setting is secret."""
-    index = pulumi.Output.from_input(plan.pip_index_url) if plan.pip_index_url else None
+    secrets = [plan.pip_index_url, plan.fc_password]
 
-    def render(pip_index_url: str | None) -> str:
+    def render(values: list[str | None]) -> str:
+        pip_index_url, fc_password = values
         settings = provision_settings(
             workdir=plan.workdir,
             fc_version=plan.fc_version,
             docker_required=plan.docker_required,
             pip_index_url=pip_index_url,
+            fcapi_package=plan.fcapi_package,
+            password_file=plan.password_file,
+            fc_password=fc_password,
         )
         return render_stdin(settings, script)
 
-    if index is None:
-        return pulumi.Output.from_input(render(None))
-    return pulumi.Output.secret(index.apply(render))
+    if all(s is None for s in secrets):
+        return pulumi.Output.from_input(render([None, None]))
+    return pulumi.Output.secret(pulumi.Output.all(*secrets).apply(render))
 
 
 class Provisioner(pulumi.ComponentResource):

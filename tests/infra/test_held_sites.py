@@ -8,18 +8,21 @@ password to the runner, and provisioning writes the file only from the site's ow
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from fedinfra.build_inventory import HostFacts, build_inventory, held_passwords
+from fedinfra.build_inventory import HostFacts, build_inventory, held_password
 from fedinfra.inventory import INVENTORY_VERSION, Inventory, SiteEntry
 from fedinfra.problems import one_line
 from fedinfra.script import PROVISION_SCRIPT, load_script, provision_settings, render_stdin
 from fedinfra.spec import SpecError, parse_spec
+from tests.infra.harness import is_secret_wrapper, resolve, setup, stack_config
 from tests.infra.test_spec import sim_spec
+from tests.infra.test_stacks import run_main, unwrap
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
@@ -95,8 +98,9 @@ def test_the_inventory_names_the_file_and_never_carries_the_held_password():
     assert inventory.credentials == {"alice@example.org": SecretStr("pa")}
     assert "pb" not in str(inventory.to_json_dict(reveal_secrets=True))
     # ... but provisioning of bob's host may write it, from this (bob's own) stack
-    assert held_passwords(hosts, passwords) == {"bob": ("/etc/fc-password", "pb")}
-    assert held_passwords(hosts, {"alice@example.org": "pa"}) == {}
+    assert held_password("host", "bob@example.org", passwords) == "pb"
+    assert held_password("host", "bob@example.org", {"alice@example.org": "pa"}) is None
+    assert held_password("runner", "alice@example.org", passwords) is None
 
 
 def _site(name: str, **fields: Any) -> dict[str, Any]:
@@ -195,3 +199,43 @@ def test_a_runner_held_inventory_reads_as_before_and_a_held_one_round_trips():
     assert not {"credentials", "password_file", "fcapi_python"} & set(alice)
     assert (bob["credentials"], bob["password_file"]) == ("host", "/etc/pw")
     assert Inventory.model_validate(inventory.to_json_dict()) == inventory
+
+
+def _held_stack(monkeypatch: pytest.MonkeyPatch, passwords: dict[str, str]) -> Any:
+    cfg, _ = stack_config("sim")
+    sites = json.loads(cfg["fedstack:sites"])
+    sites[1].update(credentials="host", password_file="/etc/fedstack/fc-password")
+    cfg["fedstack:sites"] = json.dumps(sites)
+    cfg["fedstack:fcPasswords"] = json.dumps(passwords)
+    h = setup("sim", cfg, ["fedstack:fcPasswords"])
+    return h, run_main(h, monkeypatch)
+
+
+def test_a_stack_provisions_a_held_site_from_its_own_secret_and_exports_it_held(monkeypatch):
+    bob = "bob@fedstack.example"
+    h, exports = _held_stack(monkeypatch, {bob: "bobs-own-pw"})
+    stdin = h.mocks.named("bob-host-provision").inputs["stdin"]
+    assert is_secret_wrapper(stdin)
+    text = unwrap(stdin)
+    assert "export FEDSTACK_FCAPI_PACKAGE=fedstack" in text
+    assert "export FEDSTACK_PASSWORD_FILE=/etc/fedstack/fc-password" in text
+    assert "export FEDSTACK_FC_PASSWORD=bobs-own-pw" in text
+    # nobody else's provisioning gets it, nor does any other input
+    alice = unwrap(h.mocks.named("alice-host-provision").inputs["stdin"])
+    assert "bobs-own-pw" not in alice
+    assert "export FEDSTACK_FCAPI_PACKAGE" not in alice
+    value, _, _ = resolve(exports["inventory"])
+    inventory = Inventory.model_validate(value)
+    assert inventory.site("bob").host_held
+    assert inventory.site("bob").password_file == "/etc/fedstack/fc-password"
+    assert bob not in inventory.credentials
+    assert "bobs-own-pw" not in json.dumps(value)
+
+
+def test_a_held_site_whose_password_the_stack_lacks_gets_fcapi_and_no_file(monkeypatch):
+    h, exports = _held_stack(monkeypatch, {"alice@fedstack.example": "alices-pw"})
+    text = unwrap(h.mocks.named("bob-host-provision").inputs["stdin"])
+    assert "export FEDSTACK_FCAPI_PACKAGE=fedstack" in text
+    assert "export FEDSTACK_FC_PASSWORD" not in text and "alices-pw" not in text
+    value, _, _ = resolve(exports["inventory"])
+    assert Inventory.model_validate(value).site("bob").host_held
