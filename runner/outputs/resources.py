@@ -31,7 +31,7 @@ FIELDS = (
     "controller_rss_mib",
 )
 #: the chart's frame, in SVG user units
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 470, 150, 44, 10, 22, 26
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 470, 160, 44, 10, 40, 26
 
 
 class ResourceSample(OutputModel):
