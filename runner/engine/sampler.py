@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import asdict, dataclass, field
 
 from runner.engine.checkpoint import utcnow
-from runner.engine.context import RunContext, SiteRun
+from runner.engine.context import RunContext, SiteRun, failure_line
 from runner.engine.procstats import (
     ControllerKind,
     Counters,
     Reading,
-    SampleError,
     parse_sample,
     reading,
     sample_command,
 )
 from runner.outputs.resources import ResourceSample, SiteResources, site_resources
-from runner.sites.base import SiteError
-
-log = logging.getLogger(__name__)
 
 #: the longest one sample may take (`docker stats` alone needs about two seconds)
 SAMPLE_TIMEOUT = 15.0
@@ -100,10 +95,15 @@ class Sampler:
             async with asyncio.timeout(SAMPLE_TIMEOUT + 5):
                 result = await site.conn.run(own.command, timeout=SAMPLE_TIMEOUT)
             counters = parse_sample(result.stdout)
-        except (SiteError, SampleError, OSError, TimeoutError) as exc:
+        except Exception as exc:
+            # a sample is a by-product and never the run's end: a transport's own errors
+            # (SiteError, a lost connection), a SampleError, a timeout are all a miss
             own.misses += 1
-            own.last_miss = str(exc) or type(exc).__name__
-            log.debug("site %s: resource sample missed: %s", site.entry.name, own.last_miss)
+            own.last_miss = failure_line(exc)[:200]
+            if own.misses == 1:  # once per site: the run's own lines matter more
+                self.run.progress.note(
+                    site.entry.name, f"resource sample missed (the run goes on): {own.last_miss}"
+                )
             return
         now = reading(own.previous, counters)
         own.previous = counters
@@ -134,7 +134,7 @@ class Sampler:
                 notes=_notes(own, self.run.sites[name]),
             )
             for name, own in self.sites.items()
-            if own.samples or own.misses
+            if own.samples or own.misses or own.skipped
         }
 
 

@@ -159,6 +159,8 @@ def _polylines(xy: Sequence[tuple[float, float | None]]) -> list[str]:
 
 
 def _caption(res: SiteResources) -> str:
+    if not res.samples:
+        return "no sample came back from this host"
     known = [s for s in res.samples if s.cpu_pct is not None]
     peak_cpu = max((s.cpu_pct or 0.0 for s in known), default=0.0)
     total = res.samples[-1].mem_total_mib if res.samples else 0.0
