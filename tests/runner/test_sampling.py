@@ -19,8 +19,10 @@ from runner.api import execute
 from runner.engine.checkpoint import PHASE_ORDER
 from runner.engine.sampler import WAITING
 from runner.outputs.resources import FIELDS, ResourceSample, site_resources
+from runner.plan.workflow import WorkflowError, load_workflow
 from runner.sites.shell import emulator_pid_file
 from tests.runner.federation import Federation, build, local_federation
+from tests.runner.inventories import make_inventory
 from tests.testhosts import NetnsHost
 
 TEST_DEADLINE = 120.0
@@ -196,3 +198,23 @@ def test_long_runs_are_downsampled_but_phases_use_every_sample() -> None:
     assert res.by_phase["collect"]["mem_used_mib"].max == 100.0 + 999
     assert res.by_phase["watch"]["cpu_pct"].max == 99.0
     assert res.by_phase["watch"]["net_rx_kib_s"].mean is None
+
+
+def _workflow(tmp_path: Path, line: str) -> Path:
+    (tmp_path / "d.csv").write_text("x\n1\n")
+    sites = "".join(f'[sites.{n}]\nfiles = ["d.csv"]\n' for n in ("alpha", "beta", "gamma"))
+    path = tmp_path / "workflow.toml"
+    path.write_text(f'app = "mean-app"\n{line}\n{sites}')
+    return path
+
+
+def test_sample_seconds_is_checked_and_leaves_the_digest_alone(tmp_path: Path) -> None:
+    inventory = make_inventory()
+    default = load_workflow(_workflow(tmp_path, ""), inventory)
+    assert default.sample_seconds == 2.0
+    off = load_workflow(_workflow(tmp_path, "sample_seconds = 0"), inventory)
+    assert off.sample_seconds == 0
+    # changing how often hosts are sampled is no other workflow: a resume accepts it
+    assert off.digest == default.digest
+    with pytest.raises(WorkflowError, match="field sample_seconds"):
+        load_workflow(_workflow(tmp_path, "sample_seconds = -1"), inventory)
