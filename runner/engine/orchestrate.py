@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
@@ -27,8 +27,10 @@ from fedinfra.inventory import Inventory
 from runner.engine.checkpoint import RunState
 from runner.engine.context import RunContext, RunOptions
 from runner.engine.project_phases import project_pipeline
+from runner.engine.sampler import Sampler
 from runner.engine.site_phases import site_pipeline
 from runner.outputs.progress import Progress
+from runner.outputs.resources import SiteResources
 from runner.plan.workflow import Workflow
 
 
@@ -41,6 +43,8 @@ class RunResult:
     app_seconds: float | None
     wall_seconds: float
     failures: dict[str, str]
+    #: each sampled site's resource use during this attempt (runner.engine.sampler)
+    resources: dict[str, SiteResources] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -61,11 +65,13 @@ class Orchestrator:
     ) -> None:
         """`credentials`: the passwords, or a pool already holding them (and maybe logins)."""
         self.context = RunContext(inventory, workflow, credentials, state, options, progress)
+        self.sampler = Sampler(self.context, workflow.sample_seconds)
 
     async def run(self) -> RunResult:
         run = self.context
         run.state.begin_attempt()
         await run.saver.flush()  # the run can be resumed from its first step on
+        self.sampler.start()
         try:
             site_tasks = [
                 asyncio.create_task(site_pipeline(run, s), name=f"site-{s.entry.name}")
@@ -94,6 +100,7 @@ class Orchestrator:
             app_seconds=app_seconds,
             wall_seconds=time.monotonic() - run.run_started,
             failures={**missing_results(run.state), **run.failures},
+            resources=self.sampler.results(),
         )
         run.state.phase = "done" if result.ok else "failed"
         run.state.end_attempt("completed" if result.ok else "failed", result.failures)
@@ -101,6 +108,7 @@ class Orchestrator:
         return result
 
     async def close(self) -> None:
+        await self.sampler.stop()  # its last samples run over the connections closed below
         await self.context.pool.aclose()
         for site in self.context.sites.values():
             if site.controller is not None:

@@ -23,6 +23,7 @@ from pydantic import Field
 from fedinfra.inventory import Inventory, SiteEntry
 from runner.engine.checkpoint import PHASE_ORDER, Attempt, PhaseRecord, RunState, utcnow
 from runner.outputs.model import OutputModel
+from runner.outputs.resources import SiteResources
 from runner.outputs.steps import StepMetrics, step_metrics
 
 METRICS_FILE = "metrics.json"
@@ -77,6 +78,8 @@ class SiteMetrics(OutputModel):
     logs: list[str]
     #: who held the site's FeatureCloud password: the runner, or the site's own host
     credentials: Literal["runner", "host"] = "runner"
+    #: the host's and its controller's use, sampled during the run (runner.engine.sampler)
+    resources: SiteResources | None = None
 
 
 class RequestMetrics(OutputModel):
@@ -310,10 +313,16 @@ def build_metrics(
     rate_window: float = 1.0,
     limit: tuple[float, int] = DEFAULT_LIMIT,
     provenance: dict[str, Any] | None = None,
+    site_resources: Mapping[str, SiteResources] | None = None,
 ) -> Metrics:
-    """The metrics of a run from its state; `status` defaults to what the state says."""
+    """The metrics of a run from its state; `status` defaults to what the state says.
+
+    `site_resources`: each site's sampled resource use (this attempt's), by site.
+    """
     end = finished_at or utcnow()
     sites = [_site_metrics(state, e) for e in inventory.sites if e.name in state.sites]
+    for site in sites:
+        site.resources = (site_resources or {}).get(site.name)
     requests = request_metrics(stats, rate_window, limit)
     moved = _bytes_moved(sites)
     return Metrics(

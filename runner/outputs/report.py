@@ -19,8 +19,9 @@ from markupsafe import Markup
 
 from runner.outputs.manifest import MANIFEST_FILE, Manifest
 from runner.outputs.metrics import Metrics
+from runner.outputs.resources import Chart, chart
 from runner.outputs.results import Results
-from runner.outputs.timeline import layout
+from runner.outputs.timeline import layout, tick_step
 
 
 def seconds(value: float | None) -> str:
@@ -78,6 +79,16 @@ def timeline_svg(metrics: Metrics) -> str:
     return environment().get_template("timeline.svg.j2").render(t=layout(metrics))
 
 
+def resource_charts(metrics: Metrics) -> list[Chart]:
+    """A chart per sampled site, on the timeline's time axis so the two line up."""
+    sampled = [(s.name, s.resources) for s in metrics.sites if s.resources is not None]
+    last = [r.samples[-1].t for _, r in sampled if r.samples]
+    span = max([metrics.wall_clock_seconds, *last]) or 1.0
+    step = tick_step(span)
+    ticks = [k * step for k in range(int(span / step + 1e-9) + 1)]
+    return [chart(name, res, span, ticks) for name, res in sampled]
+
+
 def render_report(
     metrics: Metrics, manifest: Manifest | None = None, results: Results | None = None
 ) -> str:
@@ -94,5 +105,6 @@ def render_report(
             manifest_file=MANIFEST_FILE,
             t=layout(metrics),
             results=results,
+            charts=resource_charts(metrics),
         )
     )

@@ -12,6 +12,7 @@ Format (TOML; relative paths are relative to the workflow file's folder):
                                 # workflow of several apps it holds every app's section
     deadline = "30m"            # for the whole run: 90s, 30m, 1h30m, or seconds as a number
     outdir = "runs"             # where <run-id>/ folders go (default "runs")
+    sample_seconds = 2          # each host's resource use sampled this often (0: never)
 
     [unpack]                    # bounds on what the result zips may unpack (optional)
     member = "1GiB"             # one file of a zip
@@ -203,6 +204,7 @@ class WorkflowSpec(_Strict):
     deadline: Annotated[float, BeforeValidator(parse_duration)] = 3600.0
     outdir: str = Field(default=DEFAULT_OUTDIR, min_length=1, max_length=4096)
     unpack: UnpackLimits = Field(default_factory=UnpackLimits)
+    sample_seconds: float = Field(default=2.0, ge=0, le=3600)
     sites: dict[str, SiteFiles] = Field(min_length=1)
 
     @field_validator("apps")
@@ -276,6 +278,8 @@ class Workflow(_Strict):
     deadline_seconds: float
     outdir: Path
     unpack: UnpackLimits
+    #: how often each host's resource use is sampled (runner.engine.sampler); 0: never
+    sample_seconds: float = 2.0
     coordinator: str
     sites: dict[str, SitePlan]
     digest: str
@@ -319,7 +323,10 @@ def _unknown_key(loc: tuple[int | str, ...]) -> str:
         return "unknown key (known: files, host_files)"
     if len(loc) == 2 and loc[0] == "unpack":
         return "unknown key (known: member, zip, run)"
-    return "unknown key (known: app, apps, project_id, config, deadline, outdir, unpack, sites)"
+    return (
+        "unknown key (known: app, apps, project_id, config, deadline, outdir, unpack, "
+        "sample_seconds, sites)"
+    )
 
 
 def read_spec(path: Path) -> WorkflowSpec:
@@ -399,6 +406,7 @@ def check_against(spec: WorkflowSpec, inventory: Inventory, source: Path) -> Wor
         deadline_seconds=spec.deadline,
         outdir=writable_folder(Path(spec.outdir), source.parent, f"{source}: field outdir"),
         unpack=spec.unpack,
+        sample_seconds=spec.sample_seconds,
         coordinator=coordinator,
         sites=plans,
         digest=workflow_digest(spec),
@@ -492,7 +500,8 @@ def workflow_digest(spec: WorkflowSpec) -> str:
     `apps = ["x"]` means `app = "x"`, and a file without `apps` digests as it did before the
     key existed, so that a run started with either spelling (or before) still resumes.
     """
-    data = spec.model_dump(mode="json", by_alias=True, exclude={"app", "apps"})
+    # how often hosts are sampled changes no step of the run: a resume may change it
+    data = spec.model_dump(mode="json", by_alias=True, exclude={"app", "apps", "sample_seconds"})
     slugs = spec.slugs
     if len(slugs) > 1:
         data["apps"] = slugs

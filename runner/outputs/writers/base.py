@@ -48,6 +48,7 @@ class OutputContext:
             error=failures or None,
             resources=process_resources(result.wall_seconds),
             provenance=load_provenance(run_dir),
+            site_resources=result.resources,
         )
         if result.app_seconds is not None:
             metrics.counters["app_seconds"] = round(result.app_seconds, 3)
