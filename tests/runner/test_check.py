@@ -275,5 +275,6 @@ async def test_ssh_hosts_pass_and_a_stranger_key_is_named(
         "port": "skip",
         "disk": "skip",
         "clock": "skip",
+        "host": "skip",
         "login": "pass",
     }
