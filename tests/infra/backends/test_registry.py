@@ -23,6 +23,8 @@ def test_every_backend_is_registered_under_its_name_with_a_test():
 
 def test_a_site_offers_one_placement_per_backend():
     fields = list(Site.model_fields)
-    assert fields == ["name", "fc_user", "coordinator", *BACKENDS, "workdir"]
+    # who holds the password comes before the placements, as a stack file lists a site
+    identity = ["name", "fc_user", "coordinator", "credentials", "password_file"]
+    assert fields == [*identity, *BACKENDS, "workdir"]
     for name, backend in BACKENDS.items():
         assert Site.model_fields[name].annotation == backend.placement | None
