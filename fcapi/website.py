@@ -88,6 +88,7 @@ class WebsiteClient(Closing):
             retry=retry,
         )
         self._names: dict[int, str] = {}
+        self._apps: list[App] | None = None
 
     def __repr__(self) -> str:
         return f"WebsiteClient(base_url={self.base_url!r}, user={self.user!r})"
@@ -180,9 +181,14 @@ class WebsiteClient(Closing):
 
     # --- apps --------------------------------------------------------------------------
 
-    async def apps(self) -> list[App]:
-        r = await self._http.request("GET", "/api/apps/", auth=False)
-        return self._http.parse(r, _APPS)
+    async def apps(self, *, fresh: bool = False) -> list[App]:
+        """The site's app catalogue, read once per client unless `fresh`: a run's preflight,
+        project and provenance all look apps up, and each read would cost the coordinator's
+        rate bucket a request for a list that does not change within a run."""
+        if self._apps is None or fresh:
+            r = await self._http.request("GET", "/api/apps/", auth=False)
+            self._apps = self._http.parse(r, _APPS)
+        return list(self._apps)
 
     async def app_by_slug(self, slug: str) -> App:
         apps = await self.apps()
