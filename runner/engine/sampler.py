@@ -1,9 +1,10 @@
 """Every few seconds, each connected site's CPU, memory, disk and network, and its controller's.
 
-A sample is one short shell line (runner.engine.procstats) over the connection the run holds
-already, so nothing is installed on a host. Sampling is a by-product: a sample that fails or
-times out is a miss, counted and noted, never a failure of the run; a host still busy with the
-previous sample skips the tick, so a hanging host neither stalls the run nor piles up commands.
+A sample is one short shell line (runner.engine.procstats) over a connection the run holds
+already, so nothing is installed on a host; the sites of one machine share its line. Sampling
+is a by-product: a sample that fails or times out is a miss, counted and noted, never a failure
+of the run; a host still busy with the previous sample skips the tick, so a hanging host
+neither stalls the run nor piles up commands.
 Each sample records the phase its site was in, so metrics.json can say what each phase cost.
 """
 
@@ -11,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from runner.engine.checkpoint import utcnow
 from runner.engine.context import RunContext, SiteRun, failure_line
 from runner.engine.procstats import (
+    SITES_PER_COMMAND,
     ControllerKind,
     Counters,
     Reading,
-    parse_sample,
+    parse_samples,
     reading,
     sample_command,
 )
@@ -35,14 +38,20 @@ WAITING = "waiting"
 class SiteSamples:
     """One site's samples so far, and the counters of its last sample (rates need them)."""
 
-    command: str
     samples: list[ResourceSample] = field(default_factory=list)
     previous: Counters | None = None
-    in_flight: asyncio.Task[None] | None = None
     misses: int = 0
     skipped: int = 0
     last_miss: str | None = None
     controller: ControllerKind | None = None
+
+
+@dataclass
+class HostGroup:
+    """Sites that share a machine (`SiteEntry.host()`), sampled by one command per tick."""
+
+    sites: list[str]
+    in_flight: asyncio.Task[None] | None = None
 
 
 def phase_now(run: RunContext, site: SiteRun) -> str:
@@ -56,15 +65,20 @@ def phase_now(run: RunContext, site: SiteRun) -> str:
 
 
 class Sampler:
-    """Samples every connected site every `interval` seconds until `stop()`."""
+    """Samples every connected site every `interval` seconds until `stop()`: each machine
+    once per tick, its connected sites together, over the first of their connections."""
 
     def __init__(self, run: RunContext, interval: float) -> None:
         self.run = run
         self.interval = interval
-        self.sites = {
-            name: SiteSamples(sample_command(s.entry.controller.data_dir, s.entry.controller.name))
-            for name, s in run.sites.items()
-        }
+        self.sites = {name: SiteSamples() for name in run.sites}
+        self.groups: list[HostGroup] = []
+        by_host: dict[str, list[str]] = {}
+        for name, site in run.sites.items():
+            by_host.setdefault(site.entry.host(), []).append(name)
+        for names in by_host.values():
+            for i in range(0, len(names), SITES_PER_COMMAND):
+                self.groups.append(HostGroup(names[i : i + SITES_PER_COMMAND]))
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -73,47 +87,59 @@ class Sampler:
 
     async def _loop(self) -> None:
         while True:
-            for name, site in self.run.sites.items():
-                self._tick(name, site)
+            for group in self.groups:
+                self._tick(group)
             await asyncio.sleep(self.interval)
 
-    def _tick(self, name: str, site: SiteRun) -> None:
-        """Start a sample of a connected site, unless its previous one is still running."""
-        if not site.ready or site.conn is None:
+    def _tick(self, group: HostGroup) -> None:
+        """Sample a machine's connected sites, unless its previous sample is still running."""
+        ready = [n for n in group.sites if self.run.sites[n].ready and self.run.sites[n].conn]
+        if not ready:
             return
-        own = self.sites[name]
-        if own.in_flight is not None and not own.in_flight.done():
-            own.skipped += 1
+        if group.in_flight is not None and not group.in_flight.done():
+            for name in ready:
+                self.sites[name].skipped += 1
             return
-        own.in_flight = asyncio.create_task(self._sample(site, own), name=f"sample-{name}")
+        group.in_flight = asyncio.create_task(
+            self._sample([self.run.sites[n] for n in ready]), name=f"sample-{ready[0]}"
+        )
 
-    async def _sample(self, site: SiteRun, own: SiteSamples) -> None:
-        assert site.conn is not None
-        phase = phase_now(self.run, site)
+    async def _sample(self, sites: list[SiteRun]) -> None:
+        conn = sites[0].conn
+        assert conn is not None
+        phases = [phase_now(self.run, site) for site in sites]
         t = (utcnow() - self.run.state.created_at).total_seconds()
+        targets = [(s.entry.controller.data_dir, s.entry.controller.name) for s in sites]
         try:
             async with asyncio.timeout(SAMPLE_TIMEOUT + 5):
-                result = await site.conn.run(own.command, timeout=SAMPLE_TIMEOUT)
-            counters = parse_sample(result.stdout)
+                result = await conn.run(sample_command(targets), timeout=SAMPLE_TIMEOUT)
+            found: Sequence[Counters | Exception] = parse_samples(result.stdout, targets)
         except Exception as exc:
             # a sample is a by-product and never the run's end: a transport's own errors
-            # (SiteError, a lost connection), a SampleError, a timeout are all a miss
+            # (SiteError, a lost connection), a timeout are all a miss, for each of the sites
+            found = [exc] * len(sites)
+        for site, phase, counters in zip(sites, phases, found, strict=True):
+            self._keep(site, phase, t, counters)
+
+    def _keep(self, site: SiteRun, phase: str, t: float, found: Counters | Exception) -> None:
+        own = self.sites[site.entry.name]
+        if isinstance(found, Exception):
             own.misses += 1
-            own.last_miss = failure_line(exc)[:200]
+            own.last_miss = failure_line(found)[:200]
             if own.misses == 1:  # once per site: the run's own lines matter more
                 self.run.progress.note(
                     site.entry.name, f"resource sample missed (the run goes on): {own.last_miss}"
                 )
             return
-        now = reading(own.previous, counters)
-        own.previous = counters
-        if counters.controller is not None:
-            own.controller = counters.controller.kind
+        now = reading(own.previous, found)
+        own.previous = found
+        if found.controller is not None:
+            own.controller = found.controller.kind
         own.samples.append(ResourceSample(phase=phase, t=round(t, 2), **_rounded(now)))
 
     async def stop(self) -> None:
         """Stop sampling (before the connections close) and wait for samples in flight."""
-        tasks = [self._task, *(s.in_flight for s in self.sites.values())]
+        tasks = [self._task, *(g.in_flight for g in self.groups)]
         for task in tasks:
             if task is not None:
                 task.cancel()

@@ -7,13 +7,22 @@ and a space); python_stat_t1/t2.txt are a busy python's `/proc/self/stat` 0.6 s 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from runner.engine import procstats
-from runner.engine.procstats import SampleError, parse_sample, reading, sample_command
+from runner.engine.procstats import (
+    Counters,
+    SampleError,
+    parse_sample,
+    parse_samples,
+    reading,
+    sample_command,
+)
+from runner.sites.shell import emulator_pid_file
 
 HERE = Path(__file__).parent / "proc_samples"
 SAMPLE_A = (HERE / "sample_a.txt").read_text()
@@ -107,14 +116,72 @@ def test_garbage_is_a_sample_error() -> None:
         parse_sample(SAMPLE_A.replace("MemAvailable: 21614128", "MemAvailable: lots"))
 
 
-def test_the_command_runs_under_sh_here() -> None:
-    """The line works under this machine's sh and yields a parseable sample."""
-    out = subprocess.run(
-        ["sh", "-c", sample_command("/nonexistent/data", "fc-controller")],
+def sample_here(targets: list[tuple[str, str]]) -> str:
+    return subprocess.run(
+        ["sh", "-c", sample_command(targets)],
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     ).stdout
-    c = parse_sample(out)
+
+
+def test_the_command_runs_under_sh_here() -> None:
+    """The line works under this machine's sh and yields a parseable sample."""
+    targets = [("/nonexistent/data", "fc-controller")]
+    (c,) = parse_samples(sample_here(targets), targets)
+    assert isinstance(c, Counters)
     assert c.mem_total_kib > 0 and c.cpus >= 1 and c.disk_free_kib > 0
+
+
+def test_sites_on_one_host_share_its_counters_and_keep_their_own(tmp_path: Path) -> None:
+    """One line for a host's sites: the host read once and one df for all, each site its own
+    disk and controller (this test's own process stands in for site b's controller; site c's
+    data dir does not exist yet, so its disk is the root's)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    pid_file = Path(emulator_pid_file(str(b), "fc-b"))
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+    targets = [(str(a), "fc-a"), (str(b), "fc-b"), ("/nonexistent/c", "fc-c")]
+    out = sample_here(targets)
+    assert out.count("@uptime") == 1 and out.count("@@df") == 1
+    site_a, site_b, site_c = parse_samples(out, targets)
+    assert isinstance(site_a, Counters) and isinstance(site_b, Counters)
+    assert isinstance(site_c, Counters)
+    assert site_a.uptime == site_b.uptime == site_c.uptime
+    assert site_a.controller is None
+    assert site_b.controller is not None and site_b.controller.pid == os.getpid()
+    root = os.statvfs("/")
+    assert site_c.disk_free_kib == pytest.approx(root.f_bavail * root.f_frsize / 1024, rel=0.05)
+
+
+def test_a_host_sample_with_a_missing_site_part_or_df_row_is_a_miss() -> None:
+    """A site whose part is missing misses alone; a df that answered for fewer data dirs than
+    it was asked about cannot say whose row is whose, so every site of the host misses."""
+    targets = [("/a", "fc-a"), ("/b", "fc-b")]
+    host = SAMPLE_A.split("@df")[0]
+    df_root = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 10 5 5 50% /"
+    text = f"{host}@@0\n@@disks\n@@df\n{df_root}\n@@docker\n"
+    first, second = parse_samples(text, targets)
+    assert isinstance(first, Counters) and first.disk_free_kib == 5
+    assert isinstance(second, SampleError) and "no output for this site" in str(second)
+    short = f"{host}@@0\n@@1\n@@disks\n0\n1\n@@df\n{df_root}\n/dev/x 9 4 4 50% /a\n@@docker\n"
+    assert all(
+        isinstance(r, SampleError) and "df answered 1 of 2" in str(r)
+        for r in parse_samples(short, targets)
+    )
+
+
+def test_containers_are_matched_to_their_sites_by_name() -> None:
+    """One `docker stats` for the host's controllers without a process, each by its name."""
+    targets = [("/a", "fc-a"), ("/b", "fc-b")]
+    host = SAMPLE_A.split("@df")[0]
+    df = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 10 5 5 50% /"
+    b_stats = DOCKER.replace("fc-controller", "fc-b").replace("12.50%", "40.00%")
+    text = f"{host}@@0\n@@1\n@@disks\n@@df\n{df}\n@@docker\n{b_stats}\n"
+    first, second = parse_samples(text, targets)
+    assert isinstance(first, Counters) and first.controller is None
+    assert isinstance(second, Counters) and second.controller is not None
+    assert second.controller.container_cpu_pct == 40.0
