@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -208,7 +209,26 @@ def serve_forever(
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         asyncio.run(server.serve(sockets=[sock]))
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            raise
     finally:
         sock.close()
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
+    exit_without_teardown()
+
+
+def exit_without_teardown() -> None:
+    """Exit 0 once the server has shut down, skipping the interpreter's teardown.
+
+    The graceful shutdown has already closed what the process holds (the lifespan ends the
+    controller's runs and app processes, the sockets are closed); what is left is freeing
+    every module's objects, ~0.1 s of CPU per process, and a hundred controllers stopped
+    together on two cores spent seconds on it. Buffered output is flushed first.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
