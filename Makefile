@@ -1,13 +1,14 @@
 # Every target sets up what it needs itself: the virtual environment, and for the tests the
-# Debian packages they drive for real (OpenSSH test hosts, shellcheck, cloud-init, debootstrap).
+# Debian packages they drive for real (OpenSSH test hosts, shellcheck, cloud-init, debootstrap,
+# Chromium for the report page).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := openssh-server openssh-client iproute2 shellcheck cloud-init genisoimage debootstrap procps sudo xsltproc qemu-system-x86 qemu-utils
+APT_PACKAGES := openssh-server openssh-client iproute2 shellcheck cloud-init genisoimage debootstrap procps sudo xsltproc qemu-system-x86 qemu-utils chromium
 # command each package provides, to see whether it is already there
-APT_PROBES := /usr/sbin/sshd /usr/bin/ssh-keygen /usr/sbin/ip /usr/bin/shellcheck /usr/bin/cloud-init /usr/bin/genisoimage /usr/sbin/debootstrap /usr/bin/pkill /usr/bin/sudo /usr/bin/xsltproc /usr/bin/qemu-system-x86_64 /usr/bin/qemu-img
+APT_PROBES := /usr/sbin/sshd /usr/bin/ssh-keygen /usr/sbin/ip /usr/bin/shellcheck /usr/bin/cloud-init /usr/bin/genisoimage /usr/sbin/debootstrap /usr/bin/pkill /usr/bin/sudo /usr/bin/xsltproc /usr/bin/qemu-system-x86_64 /usr/bin/qemu-img /usr/bin/chromium
 
 .PHONY: demo test bench lint sysdeps venv clean study
 
