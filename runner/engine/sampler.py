@@ -32,6 +32,9 @@ from runner.outputs.resources import ResourceSample, SiteResources, site_resourc
 SAMPLE_TIMEOUT = 15.0
 #: a site's phase between its own phases and the run's (waiting at a barrier)
 WAITING = "waiting"
+#: how soon a machine's first sample follows its controllers' start, rather than up to a whole
+#: interval later: rates need two samples, and a run of a few seconds would otherwise have one
+FIRST_SAMPLE_SECONDS = 0.25
 
 
 @dataclass
@@ -52,6 +55,7 @@ class HostGroup:
 
     sites: list[str]
     in_flight: asyncio.Task[None] | None = None
+    sampled: bool = False  # a sample has been started (the early first one is due until then)
 
 
 def phase_now(run: RunContext, site: SiteRun) -> str:
@@ -86,10 +90,28 @@ class Sampler:
             self._task = asyncio.create_task(self._loop(), name="sampler")
 
     async def _loop(self) -> None:
+        """A tick every `interval` for every machine; in between, a machine not sampled yet is
+        sampled once as soon as the controller of every site connected on it is up."""
+        clock = asyncio.get_running_loop().time
+        due = clock()
         while True:
-            for group in self.groups:
-                self._tick(group)
-            await asyncio.sleep(self.interval)
+            if clock() >= due:
+                due = max(due + self.interval, clock())
+                for group in self.groups:
+                    self._tick(group)
+            else:
+                for group in self.groups:
+                    if not group.sampled and self._controllers_up(group):
+                        self._tick(group)
+            pending = any(not g.sampled for g in self.groups)
+            wait = due - clock()
+            await asyncio.sleep(max(0.0, min(wait, FIRST_SAMPLE_SECONDS) if pending else wait))
+
+    def _controllers_up(self, group: HostGroup) -> bool:
+        """Every site connected on the machine has its controller up (its phase done)."""
+        connected = [n for n in group.sites if self.run.sites[n].conn]
+        phases = [self.run.state.site(n).phases.get("controller") for n in connected]
+        return bool(connected) and all(p is not None and p.state == "ok" for p in phases)
 
     def _tick(self, group: HostGroup) -> None:
         """Sample a machine's connected sites, unless its previous sample is still running."""
@@ -100,6 +122,7 @@ class Sampler:
             for name in ready:
                 self.sites[name].skipped += 1
             return
+        group.sampled = True
         group.in_flight = asyncio.create_task(
             self._sample([self.run.sites[n] for n in ready]), name=f"sample-{ready[0]}"
         )

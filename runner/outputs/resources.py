@@ -147,7 +147,7 @@ class Chart:
 
 
 def _polylines(xy: Sequence[tuple[float, float | None]]) -> list[str]:
-    """SVG `points` strings, one per stretch without a gap."""
+    """SVG `points` strings, one per stretch without a gap (one point: drawn as a dot)."""
     runs: list[list[str]] = [[]]
     for x, y in xy:
         if y is None:

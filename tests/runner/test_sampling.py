@@ -92,6 +92,27 @@ async def test_local_run_samples_every_site_in_its_phases(tmp_path: Path) -> Non
     assert report.count('data-series="host CPU %"') >= 3
 
 
+async def test_a_run_shorter_than_the_interval_is_sampled_once_its_sites_are_ready(
+    tmp_path: Path,
+) -> None:
+    """The first sample of a machine follows its sites' readiness, not the next tick: with an
+    interval far longer than the run, each site still has its one sample (before, none)."""
+    async with local_federation(tmp_path, sites=2) as fed:
+        sample_every(fed, 600)
+        code, run_dir, metrics = await run(fed)
+    assert code == 0, metrics.get("error")
+    resources = resources_of(metrics)
+    assert set(resources) == {"site1", "site2"}
+    for res in resources.values():
+        [sample] = res["samples"]  # one machine, sampled once for both of its sites
+        assert 0 < sample["mem_used_mib"] < sample["mem_total_mib"]
+        assert sample["controller_rss_mib"] is not None and res["controller"] == "process"
+        assert res["misses"] == 0 and res["skipped"] == 0
+    # one value is drawn as a dot: a line through one point would leave the chart blank
+    report = (run_dir / "report.html").read_text()
+    assert report.count('<circle class="series" data-series="memory used %"') == 2
+
+
 #: what `df` does once site2's controller runs: answer nonsense, or hang
 BROKEN_DF = {"nonsense": 'echo "df: broken"; exit 0', "hang": "exec sleep 60"}
 
