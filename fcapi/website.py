@@ -181,11 +181,11 @@ class WebsiteClient(Closing):
 
     # --- apps --------------------------------------------------------------------------
 
-    async def apps(self, *, fresh: bool = False) -> list[App]:
-        """The site's app catalogue, read once per client unless `fresh`: a run's preflight,
-        project and provenance all look apps up, and each read would cost the coordinator's
-        rate bucket a request for a list that does not change within a run."""
-        if self._apps is None or fresh:
+    async def apps(self) -> list[App]:
+        """The site's app catalogue, read once per client: a run's preflight, project and
+        provenance all look apps up, and each read would cost the coordinator's rate bucket a
+        request for a list that does not change within a run."""
+        if self._apps is None:
             r = await self._http.request("GET", "/api/apps/", auth=False)
             self._apps = self._http.parse(r, _APPS)
         return list(self._apps)
