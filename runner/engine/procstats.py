@@ -76,7 +76,7 @@ def sample_command(targets: Sequence[tuple[str, str]]) -> str:
         'echo @net; while read -r l; do echo "$l"; done </proc/net/dev; '
     )
     sites = "".join(
-        f"echo @@{i}; _site {shlex.quote(emulator_pid_file(data_dir, name))} {name}; "
+        f"echo @@{i}; _site {shlex.quote(emulator_pid_file(data_dir, name))} {shlex.quote(name)}; "
         for i, (data_dir, name) in enumerate(targets)
     )
     disks = "".join(
