@@ -92,11 +92,11 @@ async def test_local_run_samples_every_site_in_its_phases(tmp_path: Path) -> Non
     assert report.count('data-series="host CPU %"') >= 3
 
 
-async def test_a_run_shorter_than_the_interval_is_sampled_once_its_sites_are_ready(
+async def test_a_run_shorter_than_the_interval_is_sampled_once_its_controllers_are_up(
     tmp_path: Path,
 ) -> None:
-    """The first sample of a machine follows its sites' readiness, not the next tick: with an
-    interval far longer than the run, each site still has its one sample (before, none)."""
+    """The first sample of a machine follows its controllers' start, not the next tick: with
+    an interval far longer than the run, each site still has its one sample (before, none)."""
     async with local_federation(tmp_path, sites=2) as fed:
         sample_every(fed, 600)
         code, run_dir, metrics = await run(fed)
